@@ -1,0 +1,35 @@
+# Set-up and main jobs. Everything runs inside .venv, created on first use.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+OUT ?= runs/demo
+
+.PHONY: demo test bench install clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; run 'make PYTHON=python3 ...'"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamp files re-run the install whenever pyproject.toml changes.
+$(VENV)/.installed-plot: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[plot]"
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $@
+
+install: $(VENV)/.installed-plot
+
+demo: $(VENV)/.installed-plot
+	$(BIN)/python -m rtrl.experiments.demo --out $(OUT)
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed-plot
+	$(BIN)/python -m rtrl.bench cells
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

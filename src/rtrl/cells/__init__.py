@@ -1,0 +1,49 @@
+"""Recurrent architectures: parameters, state and one-step update, as pure functions."""
+
+from rtrl.cells.base import (
+    Cell,
+    count_params,
+    is_elementwise,
+    recurrent_params,
+    step,
+)
+from rtrl.cells.elstm import elstm
+from rtrl.cells.lru import online_lru
+from rtrl.cells.lstm import columnar_lstm
+from rtrl.cells.rnn import elementwise_rnn
+from rtrl.cells.rtu import linear_rtu, nonlinear_rtu, rtu
+
+# Constructors by name, for configuration files and the command line.
+CELLS = {
+    "columnar_lstm": columnar_lstm,
+    "elstm": elstm,
+    "linear_rtu": linear_rtu,
+    "nonlinear_rtu": nonlinear_rtu,
+    "online_lru": online_lru,
+    "elementwise_rnn": elementwise_rnn,
+}
+
+
+def make_cell(name: str, units: int, **options) -> Cell:
+    """Build a cell by name, e.g. ``make_cell("linear_rtu", 64, r_max=0.99)``."""
+    if name not in CELLS:
+        raise ValueError(f"unknown cell {name!r}; choose one of {sorted(CELLS)}")
+    return CELLS[name](units, **options)
+
+
+__all__ = [
+    "CELLS",
+    "Cell",
+    "columnar_lstm",
+    "count_params",
+    "elementwise_rnn",
+    "elstm",
+    "is_elementwise",
+    "linear_rtu",
+    "make_cell",
+    "nonlinear_rtu",
+    "online_lru",
+    "recurrent_params",
+    "rtu",
+    "step",
+]

@@ -1,0 +1,69 @@
+"""Element-wise LSTM, eLSTM (Irie et al. 2023).
+
+State c (one number per unit)::
+
+    z_t = tanh(Z x_t + w_z * c_{t-1} + b_z)
+    f_t = sigma(F x_t + w_f * c_{t-1} + b_f)
+    c_t = f_t * c_{t-1} + (1 - f_t) * z_t
+    o_t = sigma(O [x_t; c_t] + b_o)      (feed-forward output gate, outside the recurrence)
+    h_t = o_t * c_t
+
+Z, F, w_z, w_f, b_z, b_f are recurrent parameters (exact RTRL); O and b_o are readout
+parameters trained by ordinary backprop at each step.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from rtrl.cells.base import Cell, elementwise_cell
+
+
+def elstm(units: int, init_std: float = 0.1, forget_bias: float = 0.0) -> Cell:
+    """eLSTM with ``units`` cells.
+
+    Initialisation as in the reference: every weight and bias ~ N(0, init_std^2) (standard
+    deviation ``init_std``); ``forget_bias`` is added to b_f (positive values favour remembering).
+    """
+
+    def init(key: jax.Array, num_inputs: int):
+        keys = jax.random.split(key, 8)
+        normal = lambda k, shape: init_std * jax.random.normal(k, shape)
+        return {
+            "inputs": {
+                "Z": normal(keys[0], (units, num_inputs)),
+                "F": normal(keys[1], (units, num_inputs)),
+            },
+            "unit": {
+                "w_z": normal(keys[2], (units,)),
+                "w_f": normal(keys[3], (units,)),
+                "b_z": normal(keys[4], (units,)),
+                "b_f": normal(keys[5], (units,)) + forget_bias,
+            },
+            "readout": {
+                "O": normal(keys[6], (units, num_inputs + units)),
+                "b_o": normal(keys[7], (units,)),
+            },
+        }
+
+    def unit_step(p, s, u):
+        c_prev = s["c"]
+        z = jnp.tanh(u["Z"] + p["w_z"] * c_prev + p["b_z"])
+        f = jax.nn.sigmoid(u["F"] + p["w_f"] * c_prev + p["b_f"])
+        return {"c": f * c_prev + (1.0 - f) * z}
+
+    def readout(readout_params, state, x):
+        c = state["c"]
+        o = jax.nn.sigmoid(readout_params["O"] @ jnp.concatenate([x, c]) + readout_params["b_o"])
+        return o * c
+
+    return elementwise_cell(
+        name="elstm",
+        units=units,
+        num_features=units,
+        init=init,
+        state_names=("c",),
+        unit_step=unit_step,
+        readout=readout,
+    )

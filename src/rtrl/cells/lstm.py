@@ -1,0 +1,57 @@
+"""Columnar LSTM (Javed et al. 2021/2023): one scalar LSTM per column.
+
+Each column k has 4 gates a in (i, f, o, g), each with an input row w_a, a self-recurrent scalar
+u_a and a bias b_a::
+
+    z_a = w_a . x_t + u_a h_{t-1} + b_a
+    c_t = sigma(z_f) c_{t-1} + sigma(z_i) tanh(z_g)
+    h_t = sigma(z_o) tanh(c_t)
+
+Parameters per column: 4(d + 2). Features: h (one per column).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from rtrl.cells.base import Cell, elementwise_cell
+
+GATES = ("i", "f", "o", "g")
+
+
+def columnar_lstm(units: int, init_scale: float = 0.01) -> Cell:
+    """``units`` independent scalar LSTM columns.
+
+    Parameters: ``inputs["W"]`` (units, 4, d) input rows of the gates (i, f, o, g) in that order;
+    ``unit["u"]`` (units, 4) self-recurrent weights; ``unit["b"]`` (units, 4) biases.
+    All initialised U(-init_scale, init_scale) as in the reference implementation.
+    """
+
+    def init(key: jax.Array, num_inputs: int):
+        kw, ku, kb = jax.random.split(key, 3)
+        uniform = lambda k, shape: jax.random.uniform(
+            k, shape, minval=-init_scale, maxval=init_scale
+        )
+        return {
+            "inputs": {"W": uniform(kw, (units, 4, num_inputs))},
+            "unit": {"u": uniform(ku, (units, 4)), "b": uniform(kb, (units, 4))},
+            "readout": {},
+        }
+
+    def unit_step(p, s, u):
+        z = u["W"] + p["u"] * s["h"] + p["b"]
+        i, f, o = jax.nn.sigmoid(z[0]), jax.nn.sigmoid(z[1]), jax.nn.sigmoid(z[2])
+        g = jnp.tanh(z[3])
+        c = f * s["c"] + i * g
+        return {"h": o * jnp.tanh(c), "c": c}
+
+    return elementwise_cell(
+        name="columnar_lstm",
+        units=units,
+        num_features=units,
+        init=init,
+        state_names=("c", "h"),
+        unit_step=unit_step,
+        readout=lambda readout_params, state, x: state["h"],
+    )

@@ -1,0 +1,29 @@
+"""Gradient estimators: how credit reaches the recurrent parameters."""
+
+from rtrl.gradients import bptt
+from rtrl.gradients.base import Estimator, online_value_and_grad
+from rtrl.gradients.columnar import TraceState, columnar_rtrl, trace_size
+from rtrl.gradients.full import SensitivityState, full_rtrl
+
+ESTIMATORS = {"columnar_rtrl": columnar_rtrl, "full_rtrl": full_rtrl}
+
+
+def make_estimator(name: str, cell):
+    """Build an estimator by name for ``cell``."""
+    if name not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {name!r}; choose one of {sorted(ESTIMATORS)}")
+    return ESTIMATORS[name](cell)
+
+
+__all__ = [
+    "ESTIMATORS",
+    "Estimator",
+    "SensitivityState",
+    "TraceState",
+    "bptt",
+    "columnar_rtrl",
+    "full_rtrl",
+    "make_estimator",
+    "online_value_and_grad",
+    "trace_size",
+]

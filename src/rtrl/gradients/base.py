@@ -1,0 +1,123 @@
+"""The estimator interface and its bridge to ordinary autodiff.
+
+An estimator is a NamedTuple of pure functions (optax style), built for one cell:
+
+- ``init(params) -> est_state``: state of one stream (recurrent state plus the estimator's own
+  bookkeeping, e.g. RTRL traces). Every estimator state has a ``cell_state`` field.
+- ``step(params, est_state, x, reset) -> (features, est_state)``: one online step. It always
+  updates the bookkeeping (traces are never left stale, whether or not anything is
+  differentiated). ``reset`` (a per-stream boolean) means "x starts a new episode": the state and
+  all traces are zeroed before x is read, with ``jnp.where``, so one compiled function serves
+  every stream.
+- ``gradient(params, est_state, x, features_cotangent) -> grads``: turn a cotangent on this
+  step's features into parameter gradients (same structure as ``params``), given the state
+  returned by ``step`` for input ``x``.
+
+``step`` is differentiable: under ``jax.grad`` its backward pass is ``gradient``. So a per-step
+loss written on the features (through any head) yields, from ``jax.grad``, the estimator's
+gradient for the recurrent parameters, exact backprop for the readout parameters and for
+everything downstream, and the *immediate* (one-step) gradient for the input ``x``, so layers
+upstream of the cell get a one-step-truncated gradient. The cotangent of the returned
+``est_state`` is ignored: differentiate through the features only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from rtrl.cells.base import Cell, Params, step as cell_step
+
+StepFn = Callable[[Params, Any, jax.Array, jax.Array], tuple[jax.Array, Any]]
+GradientFn = Callable[[Params, Any, jax.Array, jax.Array], Params]
+
+
+class Estimator(NamedTuple):
+    name: str
+    cell: Cell
+    init: Callable[[Params], Any]
+    step: StepFn
+    gradient: GradientFn
+
+
+def where_reset(reset: jax.Array, if_reset: Any, otherwise: Any) -> Any:
+    """Per-stream select over whole pytrees (the reset flag is data, never control flow)."""
+    return jax.tree.map(lambda a, b: jnp.where(reset, a, b), if_reset, otherwise)
+
+
+def zero_where_reset(reset: jax.Array, tree: Any) -> Any:
+    return jax.tree.map(lambda a: jnp.where(reset, jnp.zeros_like(a), a), tree)
+
+
+def differentiable_step(cell: Cell, forward: StepFn, gradient: GradientFn) -> StepFn:
+    """Wrap an estimator's forward step so that ``jax.grad`` returns the estimator's gradient."""
+
+    @jax.custom_vjp
+    def step(params, est_state, x, reset):
+        return forward(params, est_state, x, reset)
+
+    def step_fwd(params, est_state, x, reset):
+        features, new_est_state = forward(params, est_state, x, reset)
+        residuals = (params, est_state.cell_state, new_est_state, x, reset)
+        return (features, new_est_state), residuals
+
+    def step_bwd(residuals, cotangents):
+        params, prev_cell_state, new_est_state, x, reset = residuals
+        features_cotangent, _ = cotangents  # the est_state output is not differentiated
+        grads = gradient(params, new_est_state, x, features_cotangent)
+        # Immediate gradient for the input: one step from the (possibly reset) previous state.
+        prev = where_reset(reset, cell.initial_state(params), prev_cell_state)
+        _, input_vjp = jax.vjp(lambda x_: cell_step(cell, params, prev, x_)[1], x)
+        (x_cotangent,) = input_vjp(features_cotangent)
+        return grads, None, x_cotangent, None
+
+    step.defvjp(step_fwd, step_bwd)
+
+    def checked_step(params, est_state, x, reset=False):
+        return step(params, est_state, x, jnp.asarray(reset, dtype=bool))
+
+    return checked_step
+
+
+StepLoss = Callable[[Any, jax.Array, Any], jax.Array]
+
+
+def online_value_and_grad(
+    estimator: Estimator,
+    step_loss: StepLoss,
+    params: Params,
+    head: Any,
+    xs: jax.Array,
+    resets: jax.Array,
+    targets: Any,
+    est_state: Any = None,
+) -> tuple[jax.Array, tuple[Params, Any]]:
+    """Run ``estimator`` over a sequence with parameters held fixed and sum its per-step gradients.
+
+    ``step_loss(head, features_t, target_t)`` is the loss at one step. Returns the summed loss and
+    the summed per-step gradients for ``(params, head)``. For an exact estimator this equals
+    ``bptt.value_and_grad`` of the same arguments (the verification contract).
+    """
+    if est_state is None:
+        est_state = estimator.init(params)
+
+    def per_step(carry, inputs):
+        est_state, loss_sum, grad_sum = carry
+        x, reset, target = inputs
+
+        def loss_fn(params, head, est_state):
+            features, new_est_state = estimator.step(params, est_state, x, reset)
+            return step_loss(head, features, target), new_est_state
+
+        (loss, est_state), grads = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(
+            params, head, est_state
+        )
+        grad_sum = jax.tree.map(jnp.add, grad_sum, grads)
+        return (est_state, loss_sum + loss, grad_sum), None
+
+    zeros = jax.tree.map(jnp.zeros_like, (params, head))
+    loss0 = jnp.zeros((), dtype=jnp.result_type(*jax.tree.leaves(params)))
+    (_, loss, grads), _ = jax.lax.scan(per_step, (est_state, loss0, zeros), (xs, resets, targets))
+    return loss, grads

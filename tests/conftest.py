@@ -1,0 +1,27 @@
+"""Gradient comparisons run in float64 (the verification contract)."""
+
+import jax
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+
+from rtrl import cells  # noqa: E402
+
+# Small instances of every element-wise cell, covering the options the spec names.
+CELL_FACTORIES = {
+    "columnar_lstm": lambda: cells.columnar_lstm(4, init_scale=0.5),
+    "elstm": lambda: cells.elstm(4, init_std=0.5, forget_bias=1.0),
+    "linear_rtu_tanh": lambda: cells.linear_rtu(4, "tanh"),
+    "linear_rtu_identity": lambda: cells.linear_rtu(4, "identity", r_min=0.5, r_max=0.99),
+    "nonlinear_rtu_tanh": lambda: cells.nonlinear_rtu(4, "tanh"),
+    "nonlinear_rtu_relu": lambda: cells.nonlinear_rtu(4, "relu"),
+    "online_lru": lambda: cells.online_lru(4, outputs=3),
+    "online_lru_no_skip": lambda: cells.online_lru(4, skip=False, r_min=0.8),
+    "elementwise_rnn": lambda: cells.elementwise_rnn(4),
+    "elementwise_rnn_relu": lambda: cells.elementwise_rnn(4, "relu", recurrent_range=0.9),
+}
+
+
+@pytest.fixture(params=sorted(CELL_FACTORIES))
+def cell(request):
+    return CELL_FACTORIES[request.param]()
