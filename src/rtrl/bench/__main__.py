@@ -1,0 +1,24 @@
+"""Command line of the benchmarks: ``python -m rtrl.bench cells [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+
+from rtrl.bench import cells
+
+SUITES = {"cells": cells}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m rtrl.bench", description=__doc__)
+    sub = parser.add_subparsers(dest="suite", required=True)
+    for name, module in SUITES.items():
+        suite_parser = sub.add_parser(name, help=module.__doc__.strip().splitlines()[0])
+        suite_parser.add_argument("--json", action="store_true", help="one JSON object per line")
+        module.add_arguments(suite_parser)
+    args = parser.parse_args(argv)
+    SUITES[args.suite].run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Experiments: named runs that put cells, estimators, learners and streams together."""
