@@ -1,0 +1,60 @@
+"""The README's example runs, the demo writes its outputs, the benchmark prints its keys."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_usage_example_runs():
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert blocks, "the README should contain a python example"
+    namespace: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    assert float(namespace["loss"]) < 0.5  # it learned the delayed copy (chance level is ~1)
+
+
+def test_demo_writes_curves_summary_and_plot(tmp_path, capsys):
+    from rtrl.experiments import demo
+
+    summary = demo.run(tmp_path, steps=1000, seeds=2, delay=2, noise=0.1, lr=3e-3, seed=0)
+    for name in ("curves.csv", "summary.json", "demo.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert set(summary["models"]) == set(demo.MODELS)
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    assert "noise floor" in capsys.readouterr().out
+
+
+def test_demo_rejects_bad_arguments():
+    from rtrl.experiments import demo
+
+    with pytest.raises(SystemExit):
+        demo.main(["--steps", "0"])
+
+
+def test_cells_benchmark_json_keys():
+    command = [
+        sys.executable, "-m", "rtrl.bench", "cells", "--json", "--cells", "linear_rtu",
+        "--units", "8,16", "--streams", "1,2", "--steps", "5", "--min-seconds", "0",
+    ]
+    lines = subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()
+    rows = [json.loads(line) for line in lines]
+    measured = [r for r in rows if "steps_per_s" in r]
+    assert len(measured) == 4
+    keys = {"cell", "estimator", "units", "inputs", "params", "streams", "steps_per_s", "us_per_step"}
+    assert all(keys <= set(r) for r in measured)
+    assert {r["params"] for r in measured} == {2 * 8 * 16 + 16, 2 * 16 * 16 + 32}
+    exponents = [r for r in rows if "exponent_time_vs_params" in r]
+    assert len(exponents) == 2
+
+
+def test_benchmark_rejects_unknown_cell():
+    command = [sys.executable, "-m", "rtrl.bench", "cells", "--cells", "gru"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode != 0 and "unknown cells ['gru']" in result.stderr
