@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= runs/demo
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench lint install clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; run 'make PYTHON=python3 ...'"; exit 1; }
@@ -30,6 +30,11 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-plot
 	$(BIN)/python -m rtrl.bench cells
+
+lint: $(BIN)/python
+	$(BIN)/python -m pip install --quiet "ruff>=0.5"
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -174,7 +174,9 @@ def test_bad_options_are_clear_errors():
 def test_cells_run_in_float32_by_default():
     """Outside the float64 test configuration, parameters and features are float32."""
     script = (
-        "import jax, jax.numpy as jnp; from rtrl import cells; from rtrl.gradients import columnar_rtrl\n"
+        "import jax, jax.numpy as jnp\n"
+        "from rtrl import cells\n"
+        "from rtrl.gradients import columnar_rtrl\n"
         "cell = cells.linear_rtu(4); params = cell.init(jax.random.PRNGKey(0), 3)\n"
         "est = columnar_rtrl(cell)\n"
         "features, state = est.step(params, est.init(params), jnp.ones(3), False)\n"

@@ -40,14 +40,36 @@ def test_demo_rejects_bad_arguments():
 
 def test_cells_benchmark_json_keys():
     command = [
-        sys.executable, "-m", "rtrl.bench", "cells", "--json", "--cells", "linear_rtu",
-        "--units", "8,16", "--streams", "1,2", "--steps", "5", "--min-seconds", "0",
+        sys.executable,
+        "-m",
+        "rtrl.bench",
+        "cells",
+        "--json",
+        "--cells",
+        "linear_rtu",
+        "--units",
+        "8,16",
+        "--streams",
+        "1,2",
+        "--steps",
+        "5",
+        "--min-seconds",
+        "0",
     ]
     lines = subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()
     rows = [json.loads(line) for line in lines]
     measured = [r for r in rows if "steps_per_s" in r]
     assert len(measured) == 4
-    keys = {"cell", "estimator", "units", "inputs", "params", "streams", "steps_per_s", "us_per_step"}
+    keys = {
+        "cell",
+        "estimator",
+        "units",
+        "inputs",
+        "params",
+        "streams",
+        "steps_per_s",
+        "us_per_step",
+    }
     assert all(keys <= set(r) for r in measured)
     assert {r["params"] for r in measured} == {2 * 8 * 16 + 16, 2 * 16 * 16 + 32}
     exponents = [r for r in rows if "exponent_time_vs_params" in r]

@@ -47,9 +47,7 @@ def test_per_step_gradient_equals_bptt_of_that_step(cell):
             features, new = estimator.step(params, est_state, xs[t], resets[t])
             return squared_error(head, features, targets[t]), new
 
-        grads, est_state = jax.grad(loss_now, argnums=(0, 1), has_aux=True)(
-            params, head, est_state
-        )
+        grads, est_state = jax.grad(loss_now, argnums=(0, 1), has_aux=True)(params, head, est_state)
 
         def loss_t_by_bptt(params, head):
             features, _ = bptt.unroll(cell, params, xs[: t + 1], resets[: t + 1])
@@ -133,7 +131,9 @@ def test_vmap_over_streams_matches_each_stream_alone(cell):
     )
     losses, grads = batched(estimator, squared_error, params, head, xs, resets, targets)
     for i in range(3):
-        loss_i, grads_i = online(estimator, squared_error, params, head, xs[i], resets[i], targets[i])
+        loss_i, grads_i = online(
+            estimator, squared_error, params, head, xs[i], resets[i], targets[i]
+        )
         assert jnp.allclose(losses[i], loss_i, rtol=1e-12)
         assert_trees_close(jax.tree.map(lambda g, i=i: g[i], grads), grads_i, tol=1e-10)
 
@@ -199,7 +199,9 @@ def test_wrong_input_shape_is_a_clear_error():
     cell = cells.linear_rtu(4)
     estimator = columnar_rtrl(cell)
     params = cell.init(jax.random.PRNGKey(0), 3)
-    with pytest.raises(ValueError, match=r"expected one stream's input of shape \(3,\), got \(5,\)"):
+    with pytest.raises(
+        ValueError, match=r"expected one stream's input of shape \(3,\), got \(5,\)"
+    ):
         estimator.step(params, estimator.init(params), jnp.ones(5), False)
     with pytest.raises(ValueError, match="jax.vmap"):
         estimator.step(params, estimator.init(params), jnp.ones((2, 3)), False)

@@ -10,7 +10,7 @@ from rtrl.gradients import bptt, columnar_rtrl, online_value_and_grad
 
 
 def test_rtu_theta_log_gradient_carries_the_factor_theta():
-    """d/d theta_log = theta * d/d theta. With theta far from 1 the factor is not a rounding matter."""
+    """d/d theta_log = theta * d/d theta; with theta far from 1 the factor matters."""
     cell = cells.linear_rtu(4, "tanh", max_phase=3.0)
     params, head, xs, resets, targets = random_problem(cell, jax.random.PRNGKey(0), steps=15)
     theta = jnp.array([1.5, 2.0, 2.5, 3.0])

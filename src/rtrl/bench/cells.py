@@ -12,7 +12,6 @@ import json
 from collections import defaultdict
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from rtrl import cells
@@ -70,7 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--estimator", default="columnar_rtrl", choices=sorted(DEFAULT_UNITS), help="estimator"
     )
-    parser.add_argument("--units", default=None, help="comma-separated sizes (default by estimator)")
+    parser.add_argument(
+        "--units", default=None, help="comma-separated sizes (default by estimator)"
+    )
     parser.add_argument("--streams", default="1,32", help="comma-separated numbers of streams")
     parser.add_argument("--inputs", type=int, default=16)
     parser.add_argument("--steps", type=int, default=200, help="steps per timed scan")
@@ -124,11 +125,17 @@ def report_exponents(rows: list[dict], as_json: bool) -> None:
     if not as_json:
         print("\nfitted exponent of time per step vs. cell parameters (1 = linear):")
     for (cell, estimator, streams), group in groups.items():
-        exponent = fitted_exponent(
-            [r["params"] for r in group], [r["us_per_step"] for r in group]
-        )
+        exponent = fitted_exponent([r["params"] for r in group], [r["us_per_step"] for r in group])
         if as_json:
-            print(json.dumps({"cell": cell, "estimator": estimator, "streams": streams,
-                              "exponent_time_vs_params": exponent}))
+            print(
+                json.dumps(
+                    {
+                        "cell": cell,
+                        "estimator": estimator,
+                        "streams": streams,
+                        "exponent_time_vs_params": exponent,
+                    }
+                )
+            )
         else:
             print(f"  {cell:<16}{estimator:<15}streams={streams:<4} exponent {exponent:.2f}")

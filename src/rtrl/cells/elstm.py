@@ -29,7 +29,10 @@ def elstm(units: int, init_std: float = 0.1, forget_bias: float = 0.0) -> Cell:
 
     def init(key: jax.Array, num_inputs: int):
         keys = jax.random.split(key, 8)
-        normal = lambda k, shape: init_std * jax.random.normal(k, shape)
+
+        def normal(k, shape):
+            return init_std * jax.random.normal(k, shape)
+
         return {
             "inputs": {
                 "Z": normal(keys[0], (units, num_inputs)),

@@ -31,9 +31,9 @@ def online_lru(
 ) -> Cell:
     """Online LRU with ``units`` complex units and ``outputs`` real features (default: units).
 
-    Initialisation: ring init of lambda on r_min <= |lambda| <= r_max; gamma_log = log sqrt(1-|lambda|^2);
-    B_re, B_im ~ N(0, 1/(2d)); C_re, C_im ~ N(0, 1/(2 units)); D ~ N(0, 1/d) (zero if ``skip`` is off,
-    in which case D is left out of the parameters).
+    Initialisation: ring init of lambda on r_min <= |lambda| <= r_max;
+    gamma_log = log sqrt(1 - |lambda|^2); B_re, B_im ~ N(0, 1/(2d)); C_re, C_im ~ N(0, 1/(2 units));
+    D ~ N(0, 1/d), left out of the parameters when ``skip`` is off.
     """
     outputs = units if outputs is None else outputs
 

@@ -30,9 +30,10 @@ def columnar_lstm(units: int, init_scale: float = 0.01) -> Cell:
 
     def init(key: jax.Array, num_inputs: int):
         kw, ku, kb = jax.random.split(key, 3)
-        uniform = lambda k, shape: jax.random.uniform(
-            k, shape, minval=-init_scale, maxval=init_scale
-        )
+
+        def uniform(k, shape):
+            return jax.random.uniform(k, shape, minval=-init_scale, maxval=init_scale)
+
         return {
             "inputs": {"W": uniform(kw, (units, 4, num_inputs))},
             "unit": {"u": uniform(ku, (units, 4)), "b": uniform(kb, (units, 4))},

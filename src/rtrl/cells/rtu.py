@@ -36,9 +36,9 @@ def rtu(
 ) -> Cell:
     """RTU with ``units`` complex units (2 * units features).
 
-    Initialisation as in the reference: r = sqrt(u), u ~ U[r_min^2, r_max^2]; theta = max_phase * u';
-    W1, W2 lecun-normal. ``nonlinearity`` is f: applied to the state (nonlinear) or only to the
-    features (linear).
+    Initialisation as in the reference: r = sqrt(u), u ~ U[r_min^2, r_max^2];
+    theta = max_phase * u'; W1, W2 lecun-normal. ``nonlinearity`` is f: applied to the state
+    (nonlinear) or only to the features (linear).
     """
     f = activation(nonlinearity)
 

@@ -28,7 +28,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rtrl.cells.base import Cell, Params, step as cell_step
+from rtrl.cells.base import Cell, Params
+from rtrl.cells.base import step as cell_step
 
 StepFn = Callable[[Params, Any, jax.Array, jax.Array], tuple[jax.Array, Any]]
 GradientFn = Callable[[Params, Any, jax.Array, jax.Array], Params]
@@ -49,6 +50,16 @@ def where_reset(reset: jax.Array, if_reset: Any, otherwise: Any) -> Any:
 
 def zero_where_reset(reset: jax.Array, tree: Any) -> Any:
     return jax.tree.map(lambda a: jnp.where(reset, jnp.zeros_like(a), a), tree)
+
+
+def readout_cotangents(
+    cell: Cell, params: Params, cell_state: Any, x: jax.Array, features_cotangent: jax.Array
+) -> tuple[Any, Any]:
+    """Backprop a features cotangent through the readout.
+
+    Returns (gradient for the readout parameters, cotangent of the state)."""
+    _, readout_vjp = jax.vjp(lambda r, s: cell.readout(r, s, x), params["readout"], cell_state)
+    return readout_vjp(features_cotangent)
 
 
 def differentiable_step(cell: Cell, forward: StepFn, gradient: GradientFn) -> StepFn:

@@ -8,7 +8,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from rtrl.cells.base import Cell, Params, step as cell_step
+from rtrl.cells.base import Cell, Params
+from rtrl.cells.base import step as cell_step
 from rtrl.gradients.base import StepLoss, where_reset
 
 

@@ -20,7 +20,13 @@ import jax
 import jax.numpy as jnp
 
 from rtrl.cells.base import Cell, Params, check_input, is_elementwise, project_inputs
-from rtrl.gradients.base import Estimator, differentiable_step, where_reset, zero_where_reset
+from rtrl.gradients.base import (
+    Estimator,
+    differentiable_step,
+    readout_cotangents,
+    where_reset,
+    zero_where_reset,
+)
 
 
 class TraceState(NamedTuple):
@@ -110,10 +116,9 @@ def columnar_rtrl(cell: Cell) -> Estimator:
         return features, TraceState(new_state, new_traces)
 
     def gradient(params, est_state: TraceState, x, features_cotangent) -> Params:
-        _, readout_vjp = jax.vjp(
-            lambda r, s: cell.readout(r, s, x), params["readout"], est_state.cell_state
+        readout_grad, state_cotangent = readout_cotangents(
+            cell, params, est_state.cell_state, x, features_cotangent
         )
-        readout_grad, state_cotangent = readout_vjp(features_cotangent)
         delta = stack_per_unit(state_cotangent)
         return {
             "inputs": jax.tree.map(lambda t: _contract(delta, t), est_state.traces["inputs"]),

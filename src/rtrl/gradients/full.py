@@ -13,7 +13,13 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from rtrl.cells.base import Cell, Params, recurrent_params
-from rtrl.gradients.base import Estimator, differentiable_step, where_reset, zero_where_reset
+from rtrl.gradients.base import (
+    Estimator,
+    differentiable_step,
+    readout_cotangents,
+    where_reset,
+    zero_where_reset,
+)
 
 
 class SensitivityState(NamedTuple):
@@ -41,18 +47,17 @@ def full_rtrl(cell: Cell) -> Estimator:
             new_vec, _ = ravel_pytree(cell.transition(full_params, unravel_state(state_vec), x))
             return new_vec, new_vec
 
-        (jacobian, immediate), new_vec = jax.jacfwd(
-            flat_transition, argnums=(0, 1), has_aux=True
-        )(state_vec, rec_vec)
+        (jacobian, immediate), new_vec = jax.jacfwd(flat_transition, argnums=(0, 1), has_aux=True)(
+            state_vec, rec_vec
+        )
         new_state = unravel_state(new_vec)
         features = cell.readout(params["readout"], new_state, x)
         return features, SensitivityState(new_state, jacobian @ sensitivity + immediate)
 
     def gradient(params, est_state: SensitivityState, x, features_cotangent) -> Params:
-        _, readout_vjp = jax.vjp(
-            lambda r, s: cell.readout(r, s, x), params["readout"], est_state.cell_state
+        readout_grad, state_cotangent = readout_cotangents(
+            cell, params, est_state.cell_state, x, features_cotangent
         )
-        readout_grad, state_cotangent = readout_vjp(features_cotangent)
         delta, _ = ravel_pytree(state_cotangent)
         _, unravel_rec = ravel_pytree(recurrent_params(params))
         return {**unravel_rec(delta @ est_state.sensitivity), "readout": readout_grad}

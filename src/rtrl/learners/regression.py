@@ -33,7 +33,9 @@ def linear_head(num_features: int, dtype=jnp.float32) -> dict[str, jax.Array]:
     return {"w": jnp.zeros((num_features,), dtype), "b": jnp.zeros((), dtype)}
 
 
-def online_regression(estimator: Estimator, optimizer: optax.GradientTransformation) -> OnlineRegression:
+def online_regression(
+    estimator: Estimator, optimizer: optax.GradientTransformation
+) -> OnlineRegression:
     cell = estimator.cell
 
     def init(key: jax.Array, num_inputs: int) -> RegressionState:
