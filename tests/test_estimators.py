@@ -191,7 +191,7 @@ def test_full_rtrl_is_exact_for_a_coupled_cell():
 
 
 def test_columnar_rtrl_rejects_a_coupled_cell():
-    with pytest.raises(ValueError, match="element-wise.*full_rtrl"):
+    with pytest.raises(ValueError, match="unit-form cell.*full_rtrl"):
         columnar_rtrl(_dense_rnn(3))
 
 

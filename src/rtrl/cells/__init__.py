@@ -2,11 +2,15 @@
 
 from rtrl.cells.base import (
     Cell,
+    Coupling,
     count_params,
     is_elementwise,
+    is_unit_form,
     recurrent_params,
     step,
 )
+from rtrl.cells.coupled import coupled_columns
+from rtrl.cells.dense import dense_gru, dense_lstm, dense_rnn
 from rtrl.cells.elstm import elstm
 from rtrl.cells.lru import online_lru
 from rtrl.cells.lstm import columnar_lstm
@@ -21,6 +25,9 @@ CELLS = {
     "nonlinear_rtu": nonlinear_rtu,
     "online_lru": online_lru,
     "elementwise_rnn": elementwise_rnn,
+    "dense_rnn": dense_rnn,
+    "dense_gru": dense_gru,
+    "dense_lstm": dense_lstm,
 }
 
 
@@ -34,6 +41,12 @@ def make_cell(name: str, units: int, **options) -> Cell:
 __all__ = [
     "CELLS",
     "Cell",
+    "Coupling",
+    "coupled_columns",
+    "dense_gru",
+    "dense_lstm",
+    "dense_rnn",
+    "is_unit_form",
     "columnar_lstm",
     "count_params",
     "elementwise_rnn",

@@ -12,24 +12,29 @@ an empty dict); every other entry is a *recurrent* parameter, i.e. it influences
 Gradient estimators rely on this split: readout parameters get ordinary backprop at every step,
 recurrent ones get the estimator's credit assignment through time.
 
-Element-wise cells (unit k's next state depends only on its own state, its own parameters and
-the shared input) additionally expose ``unit_step`` and store their parameters as
+Unit-form cells describe unit k's update on its own slice, which is what lets RTRL-style
+estimators cost O(parameters). Their parameters are
 
-- ``params["inputs"][name]``: input-projection matrices of shape ``(units, *gates, num_inputs)``;
-  unit k sees ``u[name][k] = params["inputs"][name][k] @ x``;
+- ``params["inputs"][name]``: input-projection rows of shape ``(units, *gates, num_inputs)``;
+- ``params["recurrent"][name]`` (coupled and dense cells only): rows of shape
+  ``(units, *gates, K)`` over the K previous-step state values unit k reads (``Coupling``);
 - ``params["unit"][name]``: private per-unit parameters of shape ``(units, ...)``;
 - state: a dict of arrays of shape ``(units,)`` (a few scalars per unit).
 
-``unit_step(unit_params_k, state_k, u_k) -> state_k`` is the update of one unit on its own slice;
-``transition`` is derived from it. This factorization is what lets exact RTRL cost O(parameters).
+Unit k sees ``u[name][k] = inputs[name][k] @ x_t (+ recurrent[name][k] @ v_k)`` where v_k are the
+values it reads from the previous state, and ``unit_step(unit_params_k, state_k, u_k) -> state_k``
+is its update; ``transition`` is derived from these. A cell without ``params["recurrent"]`` is
+*element-wise*: unit k depends on nothing but its own state and the shared input.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Params = dict[str, Any]
 State = dict[str, jax.Array]
@@ -62,12 +67,33 @@ class Cell(NamedTuple):
     initial_state: Callable[[Params], State]
     transition: Callable[[Params, State, jax.Array], State]
     readout: Callable[[Params, State, jax.Array], jax.Array]
-    # Element-wise cells only: the per-unit update (None for dense cells).
+    # Unit-form cells only (None otherwise): the per-unit update, and which previous-step
+    # state values each unit reads besides its own state (None: element-wise).
     unit_step: Callable[[Params, State, dict[str, jax.Array]], State] | None = None
+    coupling: "Coupling | None" = None
+    # The state variables a unit exposes to units that read it (its output, e.g. ("h",)).
+    exposed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: usable as a static argument
+class Coupling:
+    """Static description of which previous-step values each unit reads.
+
+    ``reads``: the state variables other units can read (e.g. ("h",)); they form the vector
+    v = concat([state[r] for r in reads]) of length len(reads) * units.
+    ``sources``: int array (units, K): unit k reads v[sources[k]] through its recurrent rows.
+    """
+
+    reads: tuple[str, ...]
+    sources: np.ndarray
+
+
+def is_unit_form(cell: Cell) -> bool:
+    return cell.unit_step is not None
 
 
 def is_elementwise(cell: Cell) -> bool:
-    return cell.unit_step is not None
+    return is_unit_form(cell) and cell.coupling is None
 
 
 def step(cell: Cell, params: Params, state: State, x: jax.Array) -> tuple[State, jax.Array]:
@@ -96,7 +122,32 @@ def project_inputs(input_weights: dict[str, jax.Array], x: jax.Array) -> dict[st
     return {name: jnp.tensordot(w, x, axes=1) for name, w in input_weights.items()}
 
 
-def elementwise_cell(
+def gather_reads(coupling: Coupling, state: State) -> jax.Array:
+    """(units, K): the previous-step values each unit reads."""
+    v = jnp.concatenate([state[r] for r in coupling.reads])
+    return v[coupling.sources]
+
+
+def project_reads(
+    recurrent_weights: dict[str, jax.Array], reads: jax.Array
+) -> dict[str, jax.Array]:
+    """u[name][k] = R[name][k] @ reads[k] (one read vector per unit)."""
+    return {name: jnp.einsum("n...k,nk->n...", w, reads) for name, w in recurrent_weights.items()}
+
+
+def unit_inputs(cell: Cell, params: Params, state: State, x: jax.Array):
+    """Everything unit k's update sees besides its state: (u, reads or None)."""
+    check_input(cell, params, x)
+    u = project_inputs(params["inputs"], x)
+    if cell.coupling is None:
+        return u, None
+    reads = gather_reads(cell.coupling, state)
+    for name, value in project_reads(params["recurrent"], reads).items():
+        u[name] = u[name] + value if name in u else value
+    return u, reads
+
+
+def unit_form_cell(
     *,
     name: str,
     units: int,
@@ -105,29 +156,40 @@ def elementwise_cell(
     state_names: tuple[str, ...],
     unit_step: Callable[[Params, State, dict[str, jax.Array]], State],
     readout: Callable[[Params, State, jax.Array], jax.Array],
+    exposed: tuple[str, ...],
+    coupling: Coupling | None = None,
 ) -> Cell:
-    """Build a Cell from the per-unit update of an element-wise architecture."""
+    """Build a Cell from the per-unit update (element-wise when ``coupling`` is None)."""
 
     def initial_state(params: Params) -> State:
         dtype = next(iter(params["unit"].values())).dtype
         return {s: jnp.zeros((units,), dtype) for s in state_names}
 
-    def transition(params: Params, state: State, x: jax.Array) -> State:
-        check_input(cell, params, x)
-        u = project_inputs(params["inputs"], x)
-        return jax.vmap(unit_step)(params["unit"], state, u)
-
-    cell = Cell(
-        name=name,
-        units=units,
-        num_features=num_features,
-        init=init,
-        initial_state=initial_state,
-        transition=transition,
-        readout=readout,
-        unit_step=unit_step,
+    return with_unit_transition(
+        Cell(
+            name=name,
+            units=units,
+            num_features=num_features,
+            init=init,
+            initial_state=initial_state,
+            transition=None,
+            readout=readout,
+            unit_step=unit_step,
+            coupling=coupling,
+            exposed=exposed,
+        )
     )
-    return cell
+
+
+def with_unit_transition(cell: Cell) -> Cell:
+    """Derive ``transition`` from a unit-form cell's ``unit_step`` and ``coupling``."""
+
+    def transition(params: Params, state: State, x: jax.Array) -> State:
+        u, _ = unit_inputs(derived, params, state, x)
+        return jax.vmap(derived.unit_step)(params["unit"], state, u)
+
+    derived = cell._replace(transition=transition)
+    return derived
 
 
 def count_params(tree: Any) -> int:

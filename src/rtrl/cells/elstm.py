@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rtrl.cells.base import Cell, elementwise_cell
+from rtrl.cells.base import Cell, unit_form_cell
 
 
 def elstm(units: int, init_std: float = 0.1, forget_bias: float = 0.0) -> Cell:
@@ -61,12 +61,13 @@ def elstm(units: int, init_std: float = 0.1, forget_bias: float = 0.0) -> Cell:
         o = jax.nn.sigmoid(readout_params["O"] @ jnp.concatenate([x, c]) + readout_params["b_o"])
         return o * c
 
-    return elementwise_cell(
+    return unit_form_cell(
         name="elstm",
         units=units,
         num_features=units,
         init=init,
         state_names=("c",),
         unit_step=unit_step,
+        exposed=("c",),
         readout=readout,
     )

@@ -16,7 +16,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from rtrl.cells.base import Cell, elementwise_cell
+from rtrl.cells.base import Cell, unit_form_cell
 from rtrl.cells.diagonal import modulus_and_phase, ring_init
 
 
@@ -77,12 +77,13 @@ def online_lru(
             y = y + readout_params["D"] @ x
         return y
 
-    return elementwise_cell(
+    return unit_form_cell(
         name="online_lru",
         units=units,
         num_features=outputs,
         init=init,
         state_names=("h_re", "h_im"),
         unit_step=unit_step,
+        exposed=("h_re", "h_im"),
         readout=readout,
     )

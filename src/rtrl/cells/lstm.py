@@ -15,9 +15,16 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rtrl.cells.base import Cell, elementwise_cell
+from rtrl.cells.base import Cell, unit_form_cell
 
 GATES = ("i", "f", "o", "g")
+
+
+def lstm_gates(z: jax.Array, c_prev: jax.Array) -> dict[str, jax.Array]:
+    """One LSTM unit from its 4 gate pre-activations z (i, f, o, g) and previous cell c."""
+    i, f, o = jax.nn.sigmoid(z[0]), jax.nn.sigmoid(z[1]), jax.nn.sigmoid(z[2])
+    c = f * c_prev + i * jnp.tanh(z[3])
+    return {"h": o * jnp.tanh(c), "c": c}
 
 
 def columnar_lstm(units: int, init_scale: float = 0.01) -> Cell:
@@ -41,18 +48,15 @@ def columnar_lstm(units: int, init_scale: float = 0.01) -> Cell:
         }
 
     def unit_step(p, s, u):
-        z = u["W"] + p["u"] * s["h"] + p["b"]
-        i, f, o = jax.nn.sigmoid(z[0]), jax.nn.sigmoid(z[1]), jax.nn.sigmoid(z[2])
-        g = jnp.tanh(z[3])
-        c = f * s["c"] + i * g
-        return {"h": o * jnp.tanh(c), "c": c}
+        return lstm_gates(u["W"] + p["u"] * s["h"] + p["b"], s["c"])
 
-    return elementwise_cell(
+    return unit_form_cell(
         name="columnar_lstm",
         units=units,
         num_features=units,
         init=init,
         state_names=("c", "h"),
         unit_step=unit_step,
+        exposed=("h",),
         readout=lambda readout_params, state, x: state["h"],
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rtrl.cells.base import Cell, activation, elementwise_cell, lecun_normal
+from rtrl.cells.base import Cell, activation, unit_form_cell, lecun_normal
 
 
 def elementwise_rnn(units: int, nonlinearity: str = "tanh", recurrent_range: float = 1.0) -> Cell:
@@ -28,12 +28,13 @@ def elementwise_rnn(units: int, nonlinearity: str = "tanh", recurrent_range: flo
     def unit_step(p, s, u):
         return {"h": f(u["W"] + p["u"] * s["h"] + p["b"])}
 
-    return elementwise_cell(
+    return unit_form_cell(
         name=f"elementwise_rnn[{nonlinearity}]",
         units=units,
         num_features=units,
         init=init,
         state_names=("h",),
         unit_step=unit_step,
+        exposed=("h",),
         readout=lambda readout_params, state, x: state["h"],
     )

@@ -21,7 +21,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from rtrl.cells.base import Cell, activation, elementwise_cell, lecun_normal
+from rtrl.cells.base import Cell, activation, unit_form_cell, lecun_normal
 from rtrl.cells.diagonal import modulus_and_phase, ring_init
 
 
@@ -68,13 +68,14 @@ def rtu(
         return features if nonlinear else f(features)
 
     kind = "nonlinear" if nonlinear else "linear"
-    return elementwise_cell(
+    return unit_form_cell(
         name=f"{kind}_rtu[{nonlinearity}]",
         units=units,
         num_features=2 * units,
         init=init,
         state_names=("c1", "c2"),
         unit_step=unit_step,
+        exposed=("c1", "c2"),
         readout=readout,
     )
 

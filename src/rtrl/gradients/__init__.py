@@ -2,10 +2,13 @@
 
 from rtrl.gradients import bptt
 from rtrl.gradients.base import Estimator, online_value_and_grad
-from rtrl.gradients.columnar import TraceState, columnar_rtrl, trace_size
+from rtrl.gradients.columnar import TraceState, columnar_rtrl, snap1, trace_size
 from rtrl.gradients.full import SensitivityState, full_rtrl
+from rtrl.gradients.tbptt import WindowState, block_value_and_grad, truncated_bptt
+from rtrl.gradients.uoro import UOROState, uoro
 
-ESTIMATORS = {"columnar_rtrl": columnar_rtrl, "full_rtrl": full_rtrl}
+# Estimators that need nothing but the cell (T-BPTT also needs its truncation).
+ESTIMATORS = {"columnar_rtrl": columnar_rtrl, "full_rtrl": full_rtrl, "snap1": snap1, "uoro": uoro}
 
 
 def make_estimator(name: str, cell):
@@ -20,10 +23,16 @@ __all__ = [
     "Estimator",
     "SensitivityState",
     "TraceState",
+    "UOROState",
+    "WindowState",
+    "block_value_and_grad",
     "bptt",
     "columnar_rtrl",
     "full_rtrl",
     "make_estimator",
     "online_value_and_grad",
+    "snap1",
     "trace_size",
+    "truncated_bptt",
+    "uoro",
 ]

@@ -1,14 +1,17 @@
-"""Exact RTRL for element-wise (columnar) cells in O(parameters) per step.
+"""RTRL restricted to each unit's own block: exact in O(parameters) for element-wise cells;
+the columnar approximation for coupled columns; SnAp-1 for dense cells.
 
-Unit k's state s_k (a few numbers) depends only on its own parameters, so the sensitivity
-matrix ds/dtheta is block-diagonal and each unit keeps only ds_k/dtheta_k. With the cell's
-factorization (cells/base.py), for one unit with local Jacobians J = dF/ds_k, D_u = dF/du_k and
-D_p = dF/dp_k (from a forward-mode Jacobian over the unit's few scalars)::
+For a unit-form cell (cells/base.py) unit k keeps only ds_k/dtheta_k, the influence of its own
+parameters on its own state (a few numbers). With local Jacobians J = dF_k/ds_k,
+D_u = dF_k/du_k and D_p = dF_k/dp_k from a forward-mode Jacobian over the unit's few scalars::
 
-    T^W_k <- J T^W_k + D_u (outer) x_t      (input-projection rows: outer product with the input)
+    T^W_k <- J T^W_k + D_u (outer) x_t      (input rows: outer product with the input)
+    T^R_k <- J T^R_k + D_u (outer) v_k      (recurrent rows: outer product with the values read)
     T^p_k <- J T^p_k + D_p                  (private per-unit parameters)
 
-and the gradient of a loss at step t is dL/dtheta_k = delta_k . T_k with delta_k = dL_t/ds_k.
+and dL_t/dtheta_k = delta_k . T_k with delta_k = dL_t/ds_k. J includes the unit's reads of its
+own previous state through recurrent rows (a dense cell's self-connection); reads of *other*
+units are treated as constant inputs. Without coupling nothing is dropped: the gradient is exact.
 Trace memory is (state size per unit) x (recurrent parameters).
 """
 
@@ -18,8 +21,9 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from rtrl.cells.base import Cell, Params, check_input, is_elementwise, project_inputs
+from rtrl.cells.base import Cell, Params, is_unit_form, unit_inputs
 from rtrl.gradients.base import (
     Estimator,
     differentiable_step,
@@ -31,8 +35,8 @@ from rtrl.gradients.base import (
 
 class TraceState(NamedTuple):
     cell_state: dict[str, jax.Array]
-    # traces["inputs"][name]: (units, s, *gates, d); traces["unit"][name]: (units, s, *shape)
-    # where s is the number of state variables per unit (ordered as jax.tree.leaves of a state).
+    # traces[group][name]: (units, s, *shape of the parameter per unit), group in
+    # {"inputs", "recurrent", "unit"}; s state variables per unit, in pytree (sorted-key) order.
     traces: dict[str, dict[str, jax.Array]]
 
 
@@ -57,11 +61,45 @@ def _contract(delta: jax.Array, trace: jax.Array) -> jax.Array:
     return sum(delta[:, j] * trace[:, j] for j in range(trace.shape[1]))
 
 
-def _local_jacobians(unit_step, unit_params, unit_state, u):
-    """For one unit: new state (s,), J (s, s), dF/du and dF/dp (pytrees of (s, *shape))."""
+def _outer(d_u: jax.Array, vector: jax.Array) -> jax.Array:
+    """D_u (units, s, *gates) outer a per-unit (units, m) or shared (m,) vector."""
+    if vector.ndim == 2:
+        vector = vector.reshape((vector.shape[0],) + (1,) * (d_u.ndim - 1) + vector.shape[1:])
+    return d_u[..., None] * vector
+
+
+def _self_read_selector(cell: Cell, state: dict[str, jax.Array]) -> np.ndarray | None:
+    """(units, K, s) one-hot: which of unit k's reads are its own state variables (None if none)."""
+    coupling = cell.coupling
+    if coupling is None:
+        return None
+    n = cell.units
+    units, count = coupling.sources.shape
+    selector = np.zeros((units, count, len(state)), dtype=np.float32)
+    for i, var in enumerate(sorted(state)):  # pytree order of the state dict
+        if var in coupling.reads:
+            own = coupling.reads.index(var) * n + np.arange(n)
+            selector[:, :, i] = coupling.sources == own[:, None]
+    return selector if selector.any() else None
+
+
+def _local_jacobians(unit_step, unit_params, unit_state, u, self_weights):
+    """For one unit: new state, J (s, s), dF/du and dF/dp (pytrees of (s, *shape)).
+
+    ``self_weights[name]`` (*gates, s) is the weight with which this unit's recurrent rows read
+    its own previous state; it enters J but not the value (the read is already inside ``u``).
+    """
     leaves, treedef = jax.tree.flatten(unit_state)
 
     def flat_step(state_vec, u, unit_params):
+        if self_weights:
+            zero_with_tangent = state_vec - jax.lax.stop_gradient(state_vec)
+            u = {
+                name: value + jnp.tensordot(self_weights[name], zero_with_tangent, axes=1)
+                if name in self_weights
+                else value
+                for name, value in u.items()
+            }
         new = unit_step(unit_params, jax.tree.unflatten(treedef, list(state_vec)), u)
         new_vec = jnp.stack(jax.tree.leaves(new))
         return new_vec, new_vec
@@ -72,45 +110,50 @@ def _local_jacobians(unit_step, unit_params, unit_state, u):
     return jax.tree.unflatten(treedef, list(new_vec)), jacobian, d_u, d_p
 
 
-def columnar_rtrl(cell: Cell) -> Estimator:
-    """Exact, O(p) real-time recurrent learning for an element-wise cell."""
-    if not is_elementwise(cell):
+def _unit_block_rtrl(cell: Cell, name: str) -> Estimator:
+    if not is_unit_form(cell):
         raise ValueError(
-            f"columnar_rtrl needs an element-wise cell, but {cell.name!r} couples its units; "
-            "use full_rtrl (exact, small networks only) or an approximate estimator"
+            f"{name} needs a unit-form cell (every cell in rtrl.cells is one), but {cell.name!r} "
+            "only provides a transition; use full_rtrl (exact, small networks only)"
         )
 
     def init(params: Params) -> TraceState:
         state = cell.initial_state(params)
         s = len(jax.tree.leaves(state))
-        n = cell.units
 
         def zeros_for(p: jax.Array) -> jax.Array:
-            return jnp.zeros((n, s) + p.shape[1:], p.dtype)
+            return jnp.zeros((cell.units, s) + p.shape[1:], p.dtype)
 
-        traces = {
-            "inputs": jax.tree.map(zeros_for, params["inputs"]),
-            "unit": jax.tree.map(zeros_for, params["unit"]),
-        }
-        return TraceState(state, traces)
+        groups = [g for g in ("inputs", "recurrent", "unit") if g in params]
+        return TraceState(state, {g: jax.tree.map(zeros_for, params[g]) for g in groups})
 
     def forward(params, est_state: TraceState, x, reset):
         state = where_reset(reset, cell.initial_state(params), est_state.cell_state)
         traces = zero_where_reset(reset, est_state.traces)
-        check_input(cell, params, x)
-        u = project_inputs(params["inputs"], x)
-        new_state, jacobian, d_u, d_p = jax.vmap(_local_jacobians, in_axes=(None, 0, 0, 0))(
-            cell.unit_step, params["unit"], state, u
+        u, reads = unit_inputs(cell, params, state, x)
+        selector = _self_read_selector(cell, state)
+        self_weights = (
+            {}
+            if selector is None
+            else {
+                name: jnp.einsum("n...k,nks->n...s", w, selector.astype(w.dtype))
+                for name, w in params["recurrent"].items()
+            }
         )
+        new_state, jacobian, d_u, d_p = jax.vmap(_local_jacobians, in_axes=(None, 0, 0, 0, 0))(
+            cell.unit_step, params["unit"], state, u, self_weights
+        )
+        immediate = {
+            "inputs": lambda name: _outer(d_u[name], x),
+            "recurrent": lambda name: _outer(d_u[name], reads),
+            "unit": lambda name: d_p[name],
+        }
         new_traces = {
-            "inputs": {
-                name: _apply_jacobian(jacobian, trace) + d_u[name][..., None] * x
-                for name, trace in traces["inputs"].items()
-            },
-            "unit": {
-                name: _apply_jacobian(jacobian, trace) + d_p[name]
-                for name, trace in traces["unit"].items()
-            },
+            group: {
+                name: _apply_jacobian(jacobian, trace) + immediate[group](name)
+                for name, trace in group_traces.items()
+            }
+            for group, group_traces in traces.items()
         }
         features = cell.readout(params["readout"], new_state, x)
         return features, TraceState(new_state, new_traces)
@@ -120,19 +163,29 @@ def columnar_rtrl(cell: Cell) -> Estimator:
             cell, params, est_state.cell_state, x, features_cotangent
         )
         delta = stack_per_unit(state_cotangent)
-        return {
-            "inputs": jax.tree.map(lambda t: _contract(delta, t), est_state.traces["inputs"]),
-            "unit": jax.tree.map(lambda t: _contract(delta, t), est_state.traces["unit"]),
-            "readout": readout_grad,
-        }
+        grads = jax.tree.map(lambda t: _contract(delta, t), est_state.traces)
+        return {**grads, "readout": readout_grad}
 
     return Estimator(
-        name="columnar_rtrl",
+        name=name,
         cell=cell,
         init=init,
         step=differentiable_step(cell, forward, gradient),
         gradient=gradient,
     )
+
+
+def columnar_rtrl(cell: Cell) -> Estimator:
+    """Per-unit RTRL in O(parameters): exact for element-wise cells; for coupled columns, the
+    columnar approximation (other columns' outputs treated as constants), exact at density 0."""
+    return _unit_block_rtrl(cell, "columnar_rtrl")
+
+
+def snap1(cell: Cell) -> Estimator:
+    """SnAp-1 (Menick et al. 2021): keep the influence of each parameter on the unit it drives
+    within one step, propagated with that unit's block of the Jacobian. For unit-form cells this
+    is the same computation as ``columnar_rtrl``; it is exact when units are not coupled."""
+    return _unit_block_rtrl(cell, "snap1")
 
 
 def trace_size(est_state: Any) -> int:
