@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rtrl.cells.base import Cell, activation, unit_form_cell, lecun_normal
+from rtrl.cells.base import Cell, activation, lecun_normal, unit_form_cell
 
 
 def elementwise_rnn(units: int, nonlinearity: str = "tanh", recurrent_range: float = 1.0) -> Cell:

@@ -21,7 +21,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from rtrl.cells.base import Cell, activation, unit_form_cell, lecun_normal
+from rtrl.cells.base import Cell, activation, lecun_normal, unit_form_cell
 from rtrl.cells.diagonal import modulus_and_phase, ring_init
 
 

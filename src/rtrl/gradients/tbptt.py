@@ -16,7 +16,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rtrl.cells.base import Cell, Params, num_inputs_of, step as cell_step
+from rtrl.cells.base import Cell, Params, num_inputs_of
+from rtrl.cells.base import step as cell_step
 from rtrl.gradients.base import Estimator, StepLoss, where_reset
 from rtrl.gradients.bptt import unroll
 
@@ -30,7 +31,7 @@ class WindowState(NamedTuple):
 
 
 def _run_window(cell: Cell, params: Params, window: WindowState):
-    """Re-run the window from its (stop-gradient) start state; slots before the stream are skipped."""
+    """Re-run the window from its stop-gradient start state (slots before the stream: skipped)."""
     truncation = window.xs.shape[0]
     valid = jnp.arange(truncation) >= truncation - window.filled
     initial = cell.initial_state(params)
@@ -66,7 +67,7 @@ def truncated_bptt(cell: Cell, truncation: int, num_inputs: int | None = None) -
         )
 
     def advance(params, est_state: WindowState, x, reset) -> WindowState:
-        """Slide the window by one step: the oldest step leaves, its effect goes into start_state."""
+        """Slide the window one step: the oldest step leaves, its effect moves into start_state."""
         full = est_state.filled >= truncation
         oldest = where_reset(est_state.resets[0], cell.initial_state(params), est_state.start_state)
         after_oldest, _ = cell_step(cell, params, oldest, est_state.xs[0])
