@@ -80,3 +80,25 @@ def test_benchmark_rejects_unknown_cell():
     command = [sys.executable, "-m", "rtrl.bench", "cells", "--cells", "gru"]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode != 0 and "unknown cells ['gru']" in result.stderr
+
+
+def test_estimators_benchmark_json_keys():
+    command = [
+        sys.executable, "-m", "rtrl.bench", "estimators", "--json",
+        "--estimators", "columnar_rtrl,tbptt", "--units", "4,8", "--truncations", "1,2",
+        "--tbptt-units", "4", "--steps", "3", "--min-seconds", "0",
+    ]  # fmt: skip
+    lines = subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()
+    rows = [json.loads(line) for line in lines]
+    measured = [r for r in rows if "steps_per_s" in r]
+    keys = {"cell", "estimator", "units", "inputs", "params", "streams", "steps_per_s",
+            "us_per_step", "truncation"}  # fmt: skip
+    assert len(measured) == 6 and all(keys <= set(r) for r in measured)
+    assert sorted(r["truncation"] for r in measured if r["sweep"] == "truncation") == [1, 2]
+    assert {r["cell"] for r in measured} == {"columnar_lstm", "dense_lstm"}
+    fits = [r for r in rows if "exponent_time_vs_params" in r]
+    assert {(r["estimator"], r["sweep"]) for r in fits} == {
+        ("columnar_rtrl", "units"),
+        ("tbptt[8]", "units"),
+        ("tbptt", "truncation"),
+    }

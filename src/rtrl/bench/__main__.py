@@ -1,12 +1,12 @@
-"""Command line of the benchmarks: ``python -m rtrl.bench cells [--json]``."""
+"""Command line of the benchmarks: ``python -m rtrl.bench {cells,estimators} [--json]``."""
 
 from __future__ import annotations
 
 import argparse
 
-from rtrl.bench import cells
+from rtrl.bench import cells, estimators
 
-SUITES = {"cells": cells}
+SUITES = {"cells": cells, "estimators": estimators}
 
 
 def main(argv=None) -> None:

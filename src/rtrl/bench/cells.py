@@ -11,13 +11,9 @@ import argparse
 import json
 from collections import defaultdict
 
-import jax
-import optax
-
 from rtrl import cells
-from rtrl.bench.timing import fitted_exponent, time_per_call
+from rtrl.bench.timing import fitted_exponent, measure_online_step
 from rtrl.gradients import make_estimator
-from rtrl.learners import online_regression
 
 BENCH_CELLS = {
     "columnar_lstm": lambda n: cells.columnar_lstm(n),
@@ -32,36 +28,10 @@ DEFAULT_UNITS = {"columnar_rtrl": (64, 256, 1024), "full_rtrl": (4, 8, 16)}
 
 def measure(cell_name, estimator_name, units, inputs, streams, steps, min_seconds):
     cell = BENCH_CELLS[cell_name](units)
-    learner = online_regression(make_estimator(estimator_name, cell), optax.sgd(1e-3))
-    keys = jax.random.split(jax.random.PRNGKey(0), streams)
-    state = jax.vmap(learner.init, in_axes=(0, None))(keys, inputs)
-    xs = jax.random.normal(jax.random.PRNGKey(1), (steps, streams, inputs))
-    targets = jax.random.normal(jax.random.PRNGKey(2), (steps, streams))
-
-    @jax.jit
-    def run(state):
-        def one_step(state, data):
-            x, y = data
-            state, metrics = jax.vmap(learner.step)(state, x, y)
-            return state, metrics["loss"]
-
-        return jax.lax.scan(one_step, state, (xs, targets))
-
-    seconds = time_per_call(lambda: run(state), min_seconds) / steps
-    cell_params = jax.tree.map(lambda a: a[0], state.params["cell"])
-    return {
-        "cell": cell_name,
-        "estimator": estimator_name,
-        "units": units,
-        "inputs": inputs,
-        "params": cells.count_params(cell_params),
-        "recurrent_params": cells.count_params(cells.recurrent_params(cell_params)),
-        "streams": streams,
-        "steps_per_s": 1.0 / seconds,
-        "stream_steps_per_s": streams / seconds,
-        "us_per_step": 1e6 * seconds,
-        "backend": jax.default_backend(),
-    }
+    row = measure_online_step(
+        cell, make_estimator(estimator_name, cell), inputs, streams, steps, min_seconds
+    )
+    return {"cell": cell_name, **row}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -27,8 +27,9 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 
-from rtrl.cells.base import Cell, Params
+from rtrl.cells.base import Cell, Params, recurrent_params
 from rtrl.cells.base import step as cell_step
 
 StepFn = Callable[[Params, Any, jax.Array, jax.Array], tuple[jax.Array, Any]]
@@ -60,6 +61,45 @@ def readout_cotangents(
     Returns (gradient for the readout parameters, cotangent of the state)."""
     _, readout_vjp = jax.vjp(lambda r, s: cell.readout(r, s, x), params["readout"], cell_state)
     return readout_vjp(features_cotangent)
+
+
+class FlatTransition(NamedTuple):
+    """One step of a cell as a map between flat vectors, for estimators that work on the whole
+    state and parameter vectors (full RTRL, UORO)."""
+
+    state: jax.Array  # the (reset) previous state, raveled
+    params: jax.Array  # the recurrent parameters, raveled
+    apply: Callable[[jax.Array, jax.Array], jax.Array]  # (state, params) -> next state, raveled
+    unravel_state: Callable[[jax.Array], Any]
+
+
+def flat_transition(cell: Cell, params: Params, state: Any, x: jax.Array) -> FlatTransition:
+    state_vec, unravel_state = ravel_pytree(state)
+    rec_vec, unravel_rec = ravel_pytree(recurrent_params(params))
+
+    def apply(state_vec, rec_vec):
+        full_params = {**params, **unravel_rec(rec_vec)}
+        return ravel_pytree(cell.transition(full_params, unravel_state(state_vec), x))[0]
+
+    return FlatTransition(state_vec, rec_vec, apply, unravel_state)
+
+
+def flat_gradient(
+    cell: Cell,
+    params: Params,
+    cell_state: Any,
+    x: jax.Array,
+    features_cotangent: jax.Array,
+    influence: Callable[[jax.Array], jax.Array],
+) -> Params:
+    """Parameter gradients from a flat influence estimate: ``influence(delta)`` maps the raveled
+    state cotangent delta to the raveled recurrent-parameter gradient (delta @ M for RTRL)."""
+    readout_grad, state_cotangent = readout_cotangents(
+        cell, params, cell_state, x, features_cotangent
+    )
+    delta, _ = ravel_pytree(state_cotangent)
+    _, unravel_rec = ravel_pytree(recurrent_params(params))
+    return {**unravel_rec(influence(delta)), "readout": readout_grad}
 
 
 def differentiable_step(cell: Cell, forward: StepFn, gradient: GradientFn) -> StepFn:

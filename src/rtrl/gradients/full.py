@@ -16,7 +16,8 @@ from rtrl.cells.base import Cell, Params, recurrent_params
 from rtrl.gradients.base import (
     Estimator,
     differentiable_step,
-    readout_cotangents,
+    flat_gradient,
+    flat_transition,
     where_reset,
     zero_where_reset,
 )
@@ -39,28 +40,24 @@ def full_rtrl(cell: Cell) -> Estimator:
     def forward(params, est_state: SensitivityState, x, reset):
         state = where_reset(reset, cell.initial_state(params), est_state.cell_state)
         sensitivity = zero_where_reset(reset, est_state.sensitivity)
-        state_vec, unravel_state = ravel_pytree(state)
-        rec_vec, unravel_rec = ravel_pytree(recurrent_params(params))
+        flat = flat_transition(cell, params, state, x)
 
-        def flat_transition(state_vec, rec_vec):
-            full_params = {**params, **unravel_rec(rec_vec)}
-            new_vec, _ = ravel_pytree(cell.transition(full_params, unravel_state(state_vec), x))
+        def with_value(state_vec, rec_vec):
+            new_vec = flat.apply(state_vec, rec_vec)
             return new_vec, new_vec
 
-        (jacobian, immediate), new_vec = jax.jacfwd(flat_transition, argnums=(0, 1), has_aux=True)(
-            state_vec, rec_vec
+        (jacobian, immediate), new_vec = jax.jacfwd(with_value, argnums=(0, 1), has_aux=True)(
+            flat.state, flat.params
         )
-        new_state = unravel_state(new_vec)
+        new_state = flat.unravel_state(new_vec)
         features = cell.readout(params["readout"], new_state, x)
         return features, SensitivityState(new_state, jacobian @ sensitivity + immediate)
 
     def gradient(params, est_state: SensitivityState, x, features_cotangent) -> Params:
-        readout_grad, state_cotangent = readout_cotangents(
-            cell, params, est_state.cell_state, x, features_cotangent
-        )
-        delta, _ = ravel_pytree(state_cotangent)
-        _, unravel_rec = ravel_pytree(recurrent_params(params))
-        return {**unravel_rec(delta @ est_state.sensitivity), "readout": readout_grad}
+        return flat_gradient(
+            cell, params, est_state.cell_state, x, features_cotangent,
+            lambda delta: delta @ est_state.sensitivity,
+        )  # fmt: skip
 
     return Estimator(
         name="full_rtrl",

@@ -22,7 +22,8 @@ from rtrl.cells.base import Cell, Params, recurrent_params
 from rtrl.gradients.base import (
     Estimator,
     differentiable_step,
-    readout_cotangents,
+    flat_gradient,
+    flat_transition,
     where_reset,
     zero_where_reset,
 )
@@ -54,23 +55,17 @@ def uoro(cell: Cell, seed: int = 0) -> Estimator:
             reset, (est_state.state_factor, est_state.param_factor)
         )
         key, sign_key = jax.random.split(est_state.key)
-        state_vec, unravel_state = ravel_pytree(state)
-        rec_vec, unravel_rec = ravel_pytree(recurrent_params(params))
-
-        def flat_transition(state_vec, rec_vec):
-            full_params = {**params, **unravel_rec(rec_vec)}
-            return ravel_pytree(cell.transition(full_params, unravel_state(state_vec), x))[0]
-
+        flat = flat_transition(cell, params, state, x)
         new_vec, propagated = jax.jvp(
-            lambda s: flat_transition(s, rec_vec), (state_vec,), (state_factor,)
+            lambda s: flat.apply(s, flat.params), (flat.state,), (state_factor,)
         )
-        _, params_vjp = jax.vjp(lambda r: flat_transition(state_vec, r), rec_vec)
-        nu = jax.random.rademacher(sign_key, state_vec.shape, dtype=state_vec.dtype)
+        _, params_vjp = jax.vjp(lambda r: flat.apply(flat.state, r), flat.params)
+        nu = jax.random.rademacher(sign_key, flat.state.shape, dtype=flat.state.dtype)
         (nu_immediate,) = params_vjp(nu)
         norm = jnp.linalg.norm
         rho0 = jnp.sqrt((norm(param_factor) + _EPS) / (norm(propagated) + _EPS))
         rho1 = jnp.sqrt((norm(nu_immediate) + _EPS) / (norm(nu) + _EPS))
-        new_state = unravel_state(new_vec)
+        new_state = flat.unravel_state(new_vec)
         features = cell.readout(params["readout"], new_state, x)
         return features, UOROState(
             new_state,
@@ -80,13 +75,10 @@ def uoro(cell: Cell, seed: int = 0) -> Estimator:
         )
 
     def gradient(params, est_state: UOROState, x, features_cotangent) -> Params:
-        readout_grad, state_cotangent = readout_cotangents(
-            cell, params, est_state.cell_state, x, features_cotangent
-        )
-        delta, _ = ravel_pytree(state_cotangent)
-        _, unravel_rec = ravel_pytree(recurrent_params(params))
-        estimate = (delta @ est_state.state_factor) * est_state.param_factor
-        return {**unravel_rec(estimate), "readout": readout_grad}
+        return flat_gradient(
+            cell, params, est_state.cell_state, x, features_cotangent,
+            lambda delta: (delta @ est_state.state_factor) * est_state.param_factor,
+        )  # fmt: skip
 
     return Estimator(
         name="uoro",
