@@ -21,7 +21,7 @@ SIZE_SWEEPS = {
     "snap1": (cells.dense_lstm, snap1, (16, 32, 64, 128)),
     "uoro": (cells.dense_lstm, uoro, (16, 32, 64, 128)),
     "tbptt": (cells.dense_lstm, None, (16, 32, 64, 128)),
-    "full_rtrl": (cells.dense_lstm, full_rtrl, (4, 8, 16, 32)),
+    "full_rtrl": (cells.dense_lstm, full_rtrl, (8, 16, 32, 64)),
 }
 TRUNCATIONS = (1, 2, 4, 8, 16, 32)
 
@@ -104,22 +104,16 @@ def report_exponents(rows: list[dict], as_json: bool) -> None:
     if not as_json:
         print("\nfitted growth exponents of time per step:")
     for (estimator, sweep), group in groups.items():
-        key = "units" if sweep == "units" else "truncation"
-        exponent = fitted_exponent([r[key] for r in group], [r["us_per_step"] for r in group])
-        params_exponent = fitted_exponent(
-            [r["params"] for r in group], [r["us_per_step"] for r in group]
-        )
+        times = [r["us_per_step"] for r in group]
+        if sweep == "units":
+            fits = {
+                "units": fitted_exponent([r["units"] for r in group], times),
+                "params": fitted_exponent([r["params"] for r in group], times),
+            }
+        else:  # parameters are fixed along the truncation sweep
+            fits = {"truncation": fitted_exponent([r["truncation"] for r in group], times)}
         if as_json:
-            print(
-                json.dumps(
-                    {
-                        "estimator": estimator,
-                        "sweep": sweep,
-                        f"exponent_time_vs_{key}": exponent,
-                        "exponent_time_vs_params": params_exponent,
-                    }
-                )
-            )
+            exponents = {f"exponent_time_vs_{k}": v for k, v in fits.items()}
+            print(json.dumps({"estimator": estimator, "sweep": sweep, **exponents}))
         else:
-            extra = f", vs parameters {params_exponent:.2f}" if sweep == "units" else ""
-            print(f"  {estimator:<14} vs {key:<10} {exponent:.2f}{extra}")
+            print(f"  {estimator:<14} " + ", ".join(f"vs {k} {v:.2f}" for k, v in fits.items()))

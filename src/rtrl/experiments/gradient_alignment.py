@@ -196,13 +196,15 @@ def plot(rows, estimator_names, path: Path, meta: bool):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for name in estimator_names:
+    for index, name in enumerate(estimator_names):
+        # Alternate line styles: some curves coincide (columnar and SnAp-1 on coupled columns).
+        style = "-" if index % 2 == 0 else "--"
         sel = sorted((r for r in rows if r["estimator"] == name), key=lambda r: r["density"])
         d = [r["density"] for r in sel]
         for ax, key in zip(axes, ("cosine", "sign_agreement")):
             mean = np.array([r[f"{key}_mean"] for r in sel])
             err = np.array([r[f"{key}_stderr"] for r in sel])
-            ax.plot(d, mean, marker="o", ms=3, label=name)
+            ax.plot(d, mean, style, marker="o", ms=3, label=name, zorder=2 + index % 2)
             ax.fill_between(d, mean - err, mean + err, alpha=0.2)
     axes[0].set_ylabel("cosine similarity with the true gradient")
     axes[1].set_ylabel("fraction of parameters with the right sign")
