@@ -1,5 +1,5 @@
 """Environments and prediction streams, JAX-native with explicit keys."""
 
-from rtrl.envs import delayed_signal
+from rtrl.envs import animal_learning, delayed_signal
 
-__all__ = ["delayed_signal"]
+__all__ = ["animal_learning", "delayed_signal"]

@@ -71,21 +71,29 @@ class PredictionStream(NamedTuple):
     step: Callable[[jax.Array, TrialState], tuple[TrialState, jax.Array, jax.Array]]
 
 
+def _f32(p: float) -> jax.Array:
+    # Fixed dtypes for every random draw: the same key gives the same stream with or without
+    # jax_enable_x64.
+    return jnp.asarray(p, jnp.float32)
+
+
 def _new_trial(key: jax.Array, config: TrialConfig, distractor_timers: jax.Array) -> TrialState:
     k_isi, k_iti, k_choice, k_pattern, k_random, k_noise = jax.random.split(key, 6)
-    isi = jax.random.randint(k_isi, (), config.isi[0], config.isi[1] + 1)
-    iti = jax.random.randint(k_iti, (), config.iti[0], config.iti[1] + 1)
+    isi = jax.random.randint(k_isi, (), config.isi[0], config.isi[1] + 1, dtype=jnp.int32)
+    iti = jax.random.randint(k_iti, (), config.iti[0], config.iti[1] + 1, dtype=jnp.int32)
     patterns = jnp.asarray(config.activation_patterns, jnp.int32)
-    chosen = patterns[jax.random.randint(k_pattern, (), 0, patterns.shape[0])]
+    chosen = patterns[jax.random.randint(k_pattern, (), 0, patterns.shape[0], dtype=jnp.int32)]
     if config.other_patterns is None:
-        random_vector = jax.random.bernoulli(k_random, 0.5, (config.num_cs,)).astype(jnp.int32)
+        random_vector = jax.random.bernoulli(k_random, _f32(0.5), (config.num_cs,)).astype(
+            jnp.int32
+        )
     else:
         pool = jnp.asarray(config.other_patterns, jnp.int32)
-        random_vector = pool[jax.random.randint(k_random, (), 0, pool.shape[0])]
-    show_pattern = jax.random.bernoulli(k_choice, config.pattern_probability)
+        random_vector = pool[jax.random.randint(k_random, (), 0, pool.shape[0], dtype=jnp.int32)]
+    show_pattern = jax.random.bernoulli(k_choice, _f32(config.pattern_probability))
     cs = jnp.where(show_pattern, chosen, random_vector)
     is_activation = jnp.any(jnp.all(patterns == cs[None, :], axis=1))
-    flip = jax.random.bernoulli(k_noise, config.noise)
+    flip = jax.random.bernoulli(k_noise, _f32(config.noise))
     return TrialState(
         time=jnp.zeros((), jnp.int32),
         isi=isi,
@@ -115,7 +123,9 @@ def make_stream(name: str, config: TrialConfig) -> PredictionStream:
             state._replace(time=time),
         )
         timers = jnp.maximum(state.distractor_timers - 1, 0)
-        switch_on = jax.random.uniform(k_distractors, (num_distractors,)) < probabilities
+        switch_on = (
+            jax.random.uniform(k_distractors, (num_distractors,), jnp.float32) < probabilities
+        )
         timers = jnp.where((timers == 0) & switch_on, config.distractor_duration, timers)
         state = state._replace(distractor_timers=timers)
 
