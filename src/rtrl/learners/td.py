@@ -1,0 +1,88 @@
+"""Online TD(lambda) prediction with a recurrent representation (policy evaluation).
+
+Stream: observations x_t, cumulants c_t and discounts gamma_t, where (c_{t+1}, gamma_{t+1}) belong
+to the transition into x_{t+1} (gamma_{t+1} = 0 when x_{t+1} starts a new episode). The value is
+V_t = w . features_t + b with features from any estimator's cell. Per step, on reading x_{t+1}::
+
+    V_{t+1}  with the current parameters (and its gradient, from the estimator)
+    delta_t  = c_{t+1} + gamma_{t+1} V_{t+1} - V_t
+    theta   <- theta + alpha * optimiser(delta_t e_t)
+    e_{t+1}  = gamma_{t+1} lambda e_t + grad V_{t+1}
+
+so the trace decays with the discount of the transition that *entered* the current state: the
+last TD error of an episode still reaches that episode's states, and nothing leaks into the
+next one. ``e`` is an accumulating trace over all parameters (cell and head).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from rtrl.gradients.base import Estimator
+from rtrl.learners.regression import linear_head
+
+
+class TDState(NamedTuple):
+    params: Any  # {"cell": ..., "head": {"w", "b"}}
+    opt_state: Any
+    est_state: Any
+    trace: Any  # e_t, same structure as params
+    value: jax.Array  # V_t of the last observation
+    started: jax.Array  # False before the first observation (no TD error yet)
+
+
+class TDLambda(NamedTuple):
+    init: Any  # (key, num_inputs) -> TDState
+    step: Any  # (state, x, cumulant, discount, reset=False) -> (state, metrics)
+
+
+def rmsprop_on_update(
+    learning_rate: float, decay: float = 0.9999, initial_scale: float = 1.0, eps: float = 1e-8
+) -> optax.GradientTransformation:
+    """The reference's "RMSProp on the update": n <- decay n + (1 - decay) g^2 (n_0 = 1),
+    step g / (sqrt(n) + eps). Here g is the descent direction -delta e."""
+    return optax.chain(
+        optax.scale_by_rms(decay=decay, eps=eps, initial_scale=initial_scale, eps_in_sqrt=False),
+        optax.scale(-learning_rate),
+    )
+
+
+def td_lambda(
+    estimator: Estimator, optimizer: optax.GradientTransformation, lambda_: float
+) -> TDLambda:
+    """TD(lambda) for any estimator and any optax optimiser (which receives -delta e)."""
+    cell = estimator.cell
+
+    def init(key: jax.Array, num_inputs: int) -> TDState:
+        cell_params = cell.init(key, num_inputs)
+        dtype = jax.tree.leaves(cell_params)[0].dtype
+        params = {"cell": cell_params, "head": linear_head(cell.num_features, dtype)}
+        return TDState(
+            params=params,
+            opt_state=optimizer.init(params),
+            est_state=estimator.init(cell_params),
+            trace=jax.tree.map(jnp.zeros_like, params),
+            value=jnp.zeros((), dtype),
+            started=jnp.zeros((), bool),
+        )
+
+    def step(state: TDState, x, cumulant, discount, reset=False):
+        def value_fn(params):
+            features, est_state = estimator.step(params["cell"], state.est_state, x, reset)
+            return params["head"]["w"] @ features + params["head"]["b"], est_state
+
+        (value, est_state), value_grad = jax.value_and_grad(value_fn, has_aux=True)(state.params)
+        delta = jnp.where(state.started, cumulant + discount * value - state.value, 0.0)
+        direction = jax.tree.map(lambda e: -delta * e, state.trace)
+        updates, opt_state = optimizer.update(direction, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        decay = discount * lambda_ * state.started
+        trace = jax.tree.map(lambda e, g: decay * e + g, state.trace, value_grad)
+        new_state = TDState(params, opt_state, est_state, trace, value, jnp.ones((), bool))
+        return new_state, {"value": value, "td_error": delta}
+
+    return TDLambda(init, step)
