@@ -1,0 +1,41 @@
+"""Learning-curve plots of run directories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from rtrl.experiments.runner import read_metrics
+
+
+def plot_runs(run_dirs: list[Path], out: Path, log_scale: bool = False) -> Path:
+    """One line per run: mean squared return error across seeds, shaded +- standard error."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for run_dir in run_dirs:
+        if not (run_dir / "metrics.csv").exists():
+            raise FileNotFoundError(f"{run_dir} has no metrics.csv; is it a run directory?")
+        steps, table = read_metrics(run_dir)
+        mean = np.nanmean(table, axis=0)
+        seeds = table.shape[0]
+        err = np.nanstd(table, axis=0, ddof=1) / np.sqrt(seeds) if seeds > 1 else 0 * mean
+        record = json.loads((run_dir / "config.json").read_text())
+        label = f"{run_dir.name} ({record['config']['cell']}, {record['config']['estimator']})"
+        ax.plot(steps, mean, label=label)
+        ax.fill_between(steps, mean - err, mean + err, alpha=0.25)
+    if log_scale:
+        ax.set_yscale("log")
+    ax.set_xlabel("steps")
+    ax.set_ylabel("mean squared return error")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -1,0 +1,140 @@
+"""Named experiment presets: one per paper setting, each a flat configuration dictionary.
+
+Every value can be overridden from the command line with ``--set key=value``; the keys and types
+of a preset are those of ``PREDICTION_DEFAULTS``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PREDICTION_DEFAULTS: dict[str, Any] = {
+    "kind": "prediction",
+    "stream": "trace_patterning",  # see STREAMS in runner.py
+    "isi": 10,  # Rafiee presets only
+    "num_distractors": 10,  # Rafiee presets only
+    "cell": "columnar_lstm",
+    "units": 8,
+    "estimator": "columnar_rtrl",  # columnar_rtrl | snap1 | uoro | full_rtrl | tbptt
+    "truncation": 8,  # T for tbptt
+    "optimizer": "rmsprop_on_update",  # sgd | adam | rmsprop_on_update
+    "step_size": 1e-3,
+    "lambda": 0.9,
+    "steps": 200_000,
+    "chunk": 10_000,  # steps per compiled scan (and per checkpoint)
+    "bin_size": 10_000,  # steps per point of the learning curve
+    "final_window": 100_000,  # steps at the end scored as the final error
+    "seed": 0,
+}
+
+_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {}
+
+
+def _preset(name: str, description: str, **overrides: Any) -> None:
+    unknown = set(overrides) - set(PREDICTION_DEFAULTS)
+    assert not unknown, f"preset {name} sets unknown keys {unknown}"
+    _PRESETS[name] = (description, {**PREDICTION_DEFAULTS, **overrides})
+
+
+# Trace conditioning and trace patterning (Rafiee et al. 2022), one preset per architecture.
+for _stream in ("trace_conditioning", "trace_patterning"):
+    _short = "tc" if _stream == "trace_conditioning" else "tp"
+    _preset(
+        f"{_short}-columnar-lstm",
+        f"{_stream}, columnar LSTM (8 columns), exact RTRL",
+        stream=_stream,
+        cell="columnar_lstm",
+        units=8,
+    )
+    _preset(
+        f"{_short}-linear-rtu",
+        f"{_stream}, linear RTU (8 units), exact RTRL",
+        stream=_stream,
+        cell="linear_rtu",
+        units=8,
+        optimizer="adam",
+        step_size=3e-4,
+    )
+    _preset(
+        f"{_short}-nonlinear-rtu",
+        f"{_stream}, nonlinear RTU (8 units), exact RTRL",
+        stream=_stream,
+        cell="nonlinear_rtu",
+        units=8,
+        optimizer="adam",
+        step_size=3e-4,
+    )
+    _preset(
+        f"{_short}-elstm",
+        f"{_stream}, eLSTM (8 units), exact RTRL",
+        stream=_stream,
+        cell="elstm",
+        units=8,
+        optimizer="adam",
+        step_size=3e-4,
+    )
+    _preset(
+        f"{_short}-online-lru",
+        f"{_stream}, online LRU (8 units), exact RTRL",
+        stream=_stream,
+        cell="online_lru",
+        units=8,
+        optimizer="adam",
+        step_size=3e-4,
+    )
+    _preset(
+        f"{_short}-tbptt-lstm",
+        f"{_stream}, dense LSTM (4 units), T-BPTT T=8",
+        stream=_stream,
+        cell="dense_lstm",
+        units=4,
+        estimator="tbptt",
+        truncation=8,
+    )
+    _preset(
+        f"{_short}-tbptt-gru",
+        f"{_stream}, dense GRU (4 units), T-BPTT T=8",
+        stream=_stream,
+        cell="dense_gru",
+        units=4,
+        estimator="tbptt",
+        truncation=8,
+    )
+
+
+def preset_names() -> list[str]:
+    return sorted(_PRESETS)
+
+
+def describe(name: str) -> str:
+    return _PRESETS[name][0]
+
+
+def resolve(name: str, overrides: dict[str, str] | None = None) -> dict[str, Any]:
+    """The preset's configuration with ``--set`` overrides applied (strings converted to the
+    type of the default); unknown presets and keys get errors that list the valid ones."""
+    if name not in _PRESETS:
+        raise KeyError(f"unknown preset {name!r}; valid presets: {', '.join(preset_names())}")
+    config = dict(_PRESETS[name][1])
+    for key, text in (overrides or {}).items():
+        if key not in config:
+            raise KeyError(
+                f"unknown key {key!r} for preset {name}; valid keys: {', '.join(sorted(config))}"
+            )
+        config[key] = _convert(key, text, config[key])
+    return config
+
+
+def _convert(key: str, text: str, default: Any) -> Any:
+    """A ``--set`` string as the type of the key's default (ints accept 1e6 but not 1.5)."""
+    try:
+        if isinstance(default, int):
+            value = float(text)
+            if value != int(value):
+                raise ValueError
+            return int(value)
+        return type(default)(text)
+    except ValueError:
+        raise ValueError(
+            f"bad value {text!r} for {key}: expected {type(default).__name__}"
+        ) from None

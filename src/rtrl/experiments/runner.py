@@ -1,0 +1,267 @@
+"""The experiment runner: many seeds in one vmapped, compiled call, run in chunks.
+
+``run_prediction(config, seeds, out)`` runs online TD(lambda) prediction on an animal-learning
+stream. Each chunk is one jitted ``lax.scan`` over ``chunk`` steps for all seeds at once; Python
+runs only between chunks (progress bar, scoring, checkpoint). The run directory holds
+
+- ``config.json``: the resolved configuration and the number of seeds;
+- ``metrics.csv``: per seed, the mean squared return error (V_t - G_t)^2 of each bin of steps;
+- ``summary.json``: per seed and across seeds, the final-window and lifetime errors;
+- ``checkpoint.npz``: the state after the last completed chunk (a re-run resumes from it and
+  gives the same numbers as an uninterrupted run).
+
+Returns G_t are computed in hindsight: a chunk is scored when the next one has run, with the next
+chunk as look-ahead (the truncation error is at most gamma^chunk); the stream's last
+10 / (1 - gamma) steps, whose returns are cut short, are not scored.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm import tqdm
+
+from rtrl import cells
+from rtrl.envs import animal_learning
+from rtrl.gradients import make_estimator, truncated_bptt
+from rtrl.learners import binned_means, discounted_returns, rmsprop_on_update, td_lambda
+
+STREAMS = {
+    "trace_conditioning": lambda c: animal_learning.trace_conditioning(
+        isi=c["isi"], num_distractors=c["num_distractors"]
+    ),
+    "trace_patterning": lambda c: animal_learning.trace_patterning(
+        isi=c["isi"], num_distractors=c["num_distractors"]
+    ),
+    "noisy_patterning": lambda c: animal_learning.noisy_patterning(
+        num_distractors=c["num_distractors"]
+    ),
+    "javed_trace_patterning": lambda c: animal_learning.javed_trace_patterning(),
+}
+OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam, "rmsprop_on_update": rmsprop_on_update}
+
+
+class DivergedError(RuntimeError):
+    """The learner produced a non-finite value; the run directory keeps what was scored."""
+
+
+def _choice(kind: str, value: str, valid) -> None:
+    if value not in valid:
+        raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(sorted(valid))}")
+
+
+def build(config: dict[str, Any]):
+    """The stream and the TD(lambda) learner a configuration describes."""
+    _choice("stream", config["stream"], STREAMS)
+    _choice("optimizer", config["optimizer"], OPTIMIZERS)
+    stream = STREAMS[config["stream"]](config)
+    cell = cells.make_cell(config["cell"], config["units"])
+    if config["estimator"] == "tbptt":
+        estimator = truncated_bptt(cell, config["truncation"])
+    else:
+        estimator = make_estimator(config["estimator"], cell)
+    optimizer = OPTIMIZERS[config["optimizer"]](config["step_size"])
+    return stream, td_lambda(estimator, optimizer, config["lambda"])
+
+
+def _check_schedule(config: dict[str, Any]) -> None:
+    chunk, bin_size = config["chunk"], config["bin_size"]
+    if chunk < 1 or bin_size < 1 or chunk % bin_size:
+        raise ValueError(f"chunk ({chunk}) must be a positive multiple of bin_size ({bin_size})")
+    if config["final_window"] % bin_size:
+        raise ValueError(
+            f"final_window ({config['final_window']}) must be a multiple of bin_size ({bin_size})"
+        )
+    if config["steps"] < 2 * chunk:
+        raise ValueError(f"steps ({config['steps']}) must be at least two chunks ({2 * chunk})")
+
+
+def _save_tree(path: Path, tree: Any, **extra: Any) -> None:
+    leaves = {f"leaf_{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(tree))}
+    temporary = path.with_suffix(".tmp.npz")
+    np.savez(temporary, **leaves, **{k: np.asarray(v) for k, v in extra.items()})
+    os.replace(temporary, path)  # atomic: a crash never leaves a half-written checkpoint
+
+
+def _load_tree(path: Path, like: Any) -> tuple[Any, dict[str, np.ndarray]]:
+    data = np.load(path)
+    leaves, treedef = jax.tree.flatten(like)
+    restored = [jnp.asarray(data[f"leaf_{i}"], dtype=x.dtype) for i, x in enumerate(leaves)]
+    extra = {k: data[k] for k in data.files if not k.startswith("leaf_")}
+    return jax.tree.unflatten(treedef, restored), extra
+
+
+def run_prediction(
+    config: dict[str, Any],
+    seeds: int,
+    out: Path,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) a prediction experiment; returns the summary.
+
+    ``stop_after``: run at most this many chunks in this call (the run stays resumable).
+    """
+    _check_schedule(config)
+    stream, learner = build(config)  # validates names before anything is written
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"config": config, "seeds": seeds}
+    config_path, checkpoint_path = out / "config.json", out / "checkpoint.npz"
+    if config_path.exists() and json.loads(config_path.read_text()) != record:
+        raise ValueError(
+            f"{out} holds a run with a different configuration; choose another --out "
+            "or delete that directory"
+        )
+    config_path.write_text(json.dumps(record, indent=2))
+    chunk, steps = config["chunk"], config["steps"]
+    num_chunks = steps // chunk
+    root = jax.random.PRNGKey(config["seed"])
+    seed_keys = jax.random.split(root, seeds)
+
+    def init(key):
+        k_learner, k_env = jax.random.split(key)
+        return learner.init(k_learner, stream.num_observations), stream.reset(k_env)
+
+    def run_chunk(learner_state, env_state, key):
+        def one_step(carry, step_key):
+            learner_state, env_state = carry
+            env_state, observation, cumulant = stream.step(step_key, env_state)
+            learner_state, metrics = learner.step(
+                learner_state, observation, cumulant, stream.gamma
+            )
+            return (learner_state, env_state), (metrics["value"], cumulant)
+
+        carry, (values, cumulants) = jax.lax.scan(
+            one_step, (learner_state, env_state), jax.random.split(key, chunk)
+        )
+        return carry, values, cumulants
+
+    run_chunk = jax.jit(jax.vmap(run_chunk))
+    state = jax.jit(jax.vmap(init))(seed_keys)
+    # The previous chunk's (values, cumulants), kept in float32 whatever the compute precision,
+    # so that a resumed run scores exactly what an uninterrupted one does.
+    pending = (jnp.zeros((seeds, chunk), jnp.float32), jnp.zeros((seeds, chunk), jnp.float32))
+    start_chunk, rows_written, finished = 0, 0, False
+    metrics_path = out / "metrics.csv"
+    if checkpoint_path.exists():
+        (state, pending), extra = _load_tree(checkpoint_path, (state, pending))
+        start_chunk, rows_written = int(extra["next_chunk"]), int(extra["rows_written"])
+        finished = bool(extra["finished"])
+        _truncate_csv(metrics_path, rows_written)
+    elif metrics_path.exists():
+        metrics_path.unlink()
+
+    gamma = stream.gamma
+    tail = math.ceil(10 / (1 - gamma)) if gamma < 1 else chunk
+    bar = tqdm(total=num_chunks * chunk, initial=start_chunk * chunk, unit="step",
+               unit_scale=True, disable=not progress, desc=out.name)  # fmt: skip
+    last_chunk = num_chunks if stop_after is None else min(num_chunks, start_chunk + stop_after)
+    for index in range(start_chunk, last_chunk):
+        started = time.perf_counter()
+        chunk_key = jax.vmap(lambda k, i=index: jax.random.fold_in(k, i))(seed_keys)
+        state, values, cumulants = run_chunk(*state, chunk_key)
+        bad = ~np.isfinite(np.asarray(values)).all(axis=1)
+        with np.errstate(over="ignore"):  # a diverging value may exceed float32's range
+            values = np.where(np.isfinite(values), values, np.nan).astype(np.float32)
+        cumulants = np.asarray(cumulants, np.float32)
+        if index > 0:  # score the previous chunk with this one as look-ahead
+            rows_written += _score(metrics_path, index - 1, pending, (values, cumulants),
+                                   gamma, config, chunk, keep=chunk)  # fmt: skip
+        if bad.any():
+            bar.close()
+            _summarise(out, config, seeds, status="diverged")
+            raise DivergedError(
+                f"non-finite value in steps {index * chunk}-{(index + 1) * chunk} for seeds "
+                f"{np.flatnonzero(bad).tolist()}; bins scored so far are kept in {metrics_path}. "
+                "Lower step_size (--set step_size=...) and start a new run directory."
+            )
+        pending = (jnp.asarray(values), jnp.asarray(cumulants))
+        _save_tree(checkpoint_path, (state, pending), next_chunk=index + 1,
+                   rows_written=rows_written, finished=False)  # fmt: skip
+        bar.update(chunk)
+        bar.set_postfix(steps_per_s=f"{chunk / (time.perf_counter() - started):,.0f}")
+    bar.close()
+    if last_chunk < num_chunks:
+        return _summarise(out, config, seeds, status="partial")
+    if not finished:  # the last chunk has no look-ahead: drop its unreliable tail
+        rows_written += _score(metrics_path, num_chunks - 1, pending, None, gamma, config,
+                               chunk, keep=chunk - tail)  # fmt: skip
+        _save_tree(checkpoint_path, (state, pending), next_chunk=num_chunks,
+                   rows_written=rows_written, finished=True)  # fmt: skip
+    return _summarise(out, config, seeds, status="complete")
+
+
+def _score(path, chunk_index, data, look_ahead, gamma, config, chunk, keep) -> int:
+    """Append the binned squared return errors of one chunk; returns the rows written."""
+    values, cumulants = (np.asarray(a) for a in data)
+    if look_ahead is not None:
+        cumulants = np.concatenate([cumulants, np.asarray(look_ahead[1])], axis=1)
+    discounts = np.full(cumulants.shape[1], gamma, np.float32)
+    returns = jax.vmap(discounted_returns, in_axes=(0, None))(jnp.asarray(cumulants), discounts)
+    errors = (values[:, :keep] - np.asarray(returns)[:, :keep]) ** 2
+    bins = binned_means(errors.T, config["bin_size"]).T  # (seeds, bins)
+    new_file = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.writer(f)
+        if new_file:
+            writer.writerow(["seed", "step", "msre"])
+        for seed, row in enumerate(bins):
+            for b, value in enumerate(row):
+                step = chunk_index * chunk + (b + 1) * config["bin_size"]
+                writer.writerow([seed, step, f"{value:.8g}"])
+    return bins.size
+
+
+def _truncate_csv(path: Path, rows: int) -> None:
+    """Drop rows written after the checkpoint (a run stopped between the two writes)."""
+    if not path.exists():
+        return
+    with open(path) as f:
+        lines = f.readlines()
+    with open(path, "w") as f:
+        f.writelines(lines[: rows + 1])
+
+
+def read_metrics(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(steps (bins,), msre (seeds, bins)) of a run directory."""
+    with open(run_dir / "metrics.csv") as f:
+        rows = [(int(r["seed"]), int(r["step"]), float(r["msre"])) for r in csv.DictReader(f)]
+    if not rows:
+        return np.zeros(0, int), np.zeros((0, 0))
+    seeds = max(r[0] for r in rows) + 1
+    steps = sorted({r[1] for r in rows})
+    table = np.full((seeds, len(steps)), np.nan)
+    position = {s: i for i, s in enumerate(steps)}
+    for seed, step, value in rows:
+        table[seed, position[step]] = value
+    return np.asarray(steps), table
+
+
+def _summarise(out: Path, config, seeds: int, status: str) -> dict[str, Any]:
+    steps, table = read_metrics(out) if (out / "metrics.csv").exists() else (np.zeros(0), None)
+    summary: dict[str, Any] = {
+        "status": status,
+        "scored_steps": int(steps[-1]) if len(steps) else 0,
+    }
+    if table is not None and table.size:
+        window = max(1, config["final_window"] // config["bin_size"])
+        final = np.nanmean(table[:, -window:], axis=1)
+        lifetime = np.nanmean(table, axis=1)
+        for name, per_seed in (("final", final), ("lifetime", lifetime)):
+            summary[f"{name}_msre_per_seed"] = per_seed.tolist()
+            summary[f"{name}_msre_mean"] = float(per_seed.mean())
+            summary[f"{name}_msre_stderr"] = (
+                float(per_seed.std(ddof=1) / np.sqrt(seeds)) if seeds > 1 else 0.0
+            )
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

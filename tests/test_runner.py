@@ -1,0 +1,123 @@
+"""The experiment runner and the command line."""
+
+import json
+
+import jax.numpy as jnp
+import pytest
+
+from rtrl import cli
+from rtrl.experiments import presets, runner
+from rtrl.experiments.runner import DivergedError, read_metrics, run_prediction
+
+SMALL = {"steps": "8000", "chunk": "2000", "bin_size": "1000", "final_window": "2000",
+         "units": "3"}  # fmt: skip
+
+
+def small_config(preset="tp-columnar-lstm", **extra):
+    return presets.resolve(preset, {**SMALL, **extra})
+
+
+def test_run_writes_config_metrics_and_summary(tmp_path):
+    summary = run_prediction(small_config(), seeds=2, out=tmp_path, progress=False)
+    record = json.loads((tmp_path / "config.json").read_text())
+    assert record["seeds"] == 2 and record["config"]["units"] == 3
+    steps, table = read_metrics(tmp_path)
+    # 4 chunks of 2 bins; the last chunk loses its unreliable tail (10 / (1 - 0.9) = 100 steps).
+    assert table.shape == (2, 7) and list(steps) == [1000 * (i + 1) for i in range(7)]
+    assert summary["status"] == "complete" and len(summary["final_msre_per_seed"]) == 2
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+
+
+def test_resume_gives_the_same_results_as_an_uninterrupted_run(tmp_path):
+    config = small_config("tp-tbptt-lstm")
+    whole = run_prediction(config, seeds=2, out=tmp_path / "whole", progress=False)
+    partial = run_prediction(config, 2, tmp_path / "resumed", progress=False, stop_after=2)
+    assert partial["status"] == "partial"
+    resumed = run_prediction(config, seeds=2, out=tmp_path / "resumed", progress=False)
+    assert resumed == whole
+    assert (tmp_path / "whole" / "metrics.csv").read_text() == (
+        tmp_path / "resumed" / "metrics.csv"
+    ).read_text()
+    # Re-running a finished run changes nothing.
+    assert run_prediction(config, seeds=2, out=tmp_path / "whole", progress=False) == whole
+
+
+def test_divergence_stops_cleanly(tmp_path):
+    config = small_config(optimizer="sgd", step_size="1e30")
+    with pytest.raises(DivergedError, match="non-finite value in steps 0-2000.*Lower step_size"):
+        run_prediction(config, seeds=2, out=tmp_path, progress=False)
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "diverged"
+    assert (tmp_path / "config.json").exists()
+
+
+def test_divergence_keeps_what_was_already_scored(tmp_path, monkeypatch):
+    config = small_config()
+    run_prediction(config, seeds=2, out=tmp_path, progress=False, stop_after=2)
+    scored = (tmp_path / "metrics.csv").read_text()
+    real_build = runner.build
+
+    def diverging_build(config):  # the same run, whose values turn to NaN from now on
+        stream, learner = real_build(config)
+
+        def step(state, *args):
+            state, metrics = learner.step(state, *args)
+            return state, {**metrics, "value": metrics["value"] * jnp.nan}
+
+        return stream, learner._replace(step=step)
+
+    monkeypatch.setattr(runner, "build", diverging_build)
+    with pytest.raises(DivergedError, match="steps 4000-6000"):
+        run_prediction(config, seeds=2, out=tmp_path, progress=False)
+    kept = (tmp_path / "metrics.csv").read_text()
+    assert kept.startswith(scored) and len(kept) > len(scored)  # chunk 2 was scored too
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "diverged"
+
+
+def test_a_directory_with_another_configuration_is_refused(tmp_path):
+    run_prediction(small_config(), seeds=1, out=tmp_path, progress=False, stop_after=1)
+    with pytest.raises(ValueError, match="different configuration"):
+        run_prediction(small_config(units="4"), seeds=1, out=tmp_path, progress=False)
+
+
+def test_bad_schedule_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="chunk .* must be a positive multiple of bin_size"):
+        run_prediction(small_config(bin_size="1500"), seeds=1, out=tmp_path, progress=False)
+
+
+def test_cli_messages_for_bad_input(capsys, tmp_path):
+    assert cli.main(["run", "nope"]) == 2
+    assert "unknown preset 'nope'; valid presets: tc-columnar-lstm" in capsys.readouterr().err
+    assert cli.main(["run", "tp-linear-rtu", "--set", "bogus=1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'bogus'" in err and "valid keys: bin_size" in err
+    assert cli.main(["run", "tp-linear-rtu", "--set", "units=1.5"]) == 2
+    assert "bad value '1.5' for units: expected int" in capsys.readouterr().err
+    assert cli.main(["run", "tp-linear-rtu", "--set", "units"]) == 2
+    assert "--set expects key=value" in capsys.readouterr().err
+    out = tmp_path / "x"
+    assert cli.main(["run", "tp-linear-rtu", "--set", "cell=gru", "--out", str(out)]) == 2
+    assert "unknown cell 'gru'" in capsys.readouterr().err and not out.exists()
+    assert cli.main(["plot", str(tmp_path / "missing")]) == 2
+    assert "has no metrics.csv" in capsys.readouterr().err
+
+
+def test_cli_list_run_and_plot(capsys, tmp_path):
+    assert cli.main(["list"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in presets.preset_names())
+    args = ["run", "tc-linear-rtu", "--seeds", "2", "--out", str(tmp_path / "run")]
+    for key, value in SMALL.items():
+        args += ["--set", f"{key}={value}"]
+    assert cli.main(args) == 0
+    assert "final MSRE" in capsys.readouterr().out
+    png = tmp_path / "curves.png"
+    assert cli.main(["plot", str(tmp_path / "run"), "--out", str(png), "--log"]) == 0
+    assert png.stat().st_size > 0
+
+
+def test_every_preset_resolves_and_builds():
+    from rtrl.experiments.runner import build
+
+    for name in presets.preset_names():
+        stream, learner = build(presets.resolve(name))
+        assert stream.num_observations > 0
