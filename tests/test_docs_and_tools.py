@@ -20,22 +20,30 @@ def test_readme_usage_example_runs():
     assert float(namespace["loss"]) < 0.5  # it learned the delayed copy (chance level is ~1)
 
 
-def test_demo_writes_curves_summary_and_plot(tmp_path, capsys):
-    from rtrl.experiments import demo
+def test_delayed_signal_example_writes_curves_summary_and_plot(tmp_path, capsys):
+    from rtrl.experiments import delayed_signal
 
-    summary = demo.run(tmp_path, steps=1000, seeds=2, delay=2, noise=0.1, lr=3e-3, seed=0)
+    summary = delayed_signal.run(tmp_path, steps=1000, seeds=2, delay=2, noise=0.1, lr=3e-3, seed=0)
     for name in ("curves.csv", "summary.json", "demo.png"):
         assert (tmp_path / name).stat().st_size > 0
-    assert set(summary["models"]) == set(demo.MODELS)
+    assert set(summary["models"]) == set(delayed_signal.MODELS)
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     assert "noise floor" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        delayed_signal.main(["--steps", "0"])
 
 
-def test_demo_rejects_bad_arguments():
+def test_demo_compares_rtrl_and_tbptt(tmp_path, capsys):
     from rtrl.experiments import demo
 
+    results = demo.run(tmp_path, steps=40_000, seeds=2)
+    assert set(results) == set(demo.RUNS)
+    assert all(r["status"] == "complete" for r in results.values())
+    assert (tmp_path / "demo.png").stat().st_size > 0
+    out = capsys.readouterr().out
+    assert "final MSRE" in out and "T-BPTT" in out
     with pytest.raises(SystemExit):
-        demo.main(["--steps", "0"])
+        demo.main(["--steps", "1000"])
 
 
 def test_cells_benchmark_json_keys():
