@@ -110,3 +110,14 @@ def test_estimators_benchmark_json_keys():
         ("tbptt[8]", "units"),
         ("tbptt", "truncation"),
     }
+
+
+def test_loop_benchmark_json_rows():
+    command = [
+        sys.executable, "-m", "rtrl.bench", "loop", "--json", "--presets", "tp-linear-rtu",
+        "--seeds", "1,2", "--chunk", "20", "--min-seconds", "0",
+    ]  # fmt: skip
+    lines = subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert [r["seeds"] for r in rows] == [1, 2]
+    assert all(r["steps_per_s_per_seed"] > 0 and r["preset"] == "tp-linear-rtu" for r in rows)

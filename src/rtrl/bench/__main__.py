@@ -1,12 +1,12 @@
-"""Command line of the benchmarks: ``python -m rtrl.bench {cells,estimators} [--json]``."""
+"""Command line of the benchmarks: ``python -m rtrl.bench {cells,estimators,loop} [--json]``."""
 
 from __future__ import annotations
 
 import argparse
 
-from rtrl.bench import cells, estimators
+from rtrl.bench import cells, estimators, loop
 
-SUITES = {"cells": cells, "estimators": estimators}
+SUITES = {"cells": cells, "estimators": estimators, "loop": loop}
 
 
 def main(argv=None) -> None:

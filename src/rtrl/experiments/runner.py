@@ -74,6 +74,31 @@ def build(config: dict[str, Any]):
     return stream, td_lambda(estimator, optimizer, config["lambda"])
 
 
+def compile_chunks(stream, learner, chunk: int):
+    """Jitted, vmapped-over-seeds ``init(keys)`` and ``run_chunk(learner_state, env_state, keys)
+    -> ((learner_state, env_state), values, cumulants)`` advancing every seed ``chunk`` steps."""
+
+    def init(key):
+        k_learner, k_env = jax.random.split(key)
+        return learner.init(k_learner, stream.num_observations), stream.reset(k_env)
+
+    def run_chunk(learner_state, env_state, key):
+        def one_step(carry, step_key):
+            learner_state, env_state = carry
+            env_state, observation, cumulant = stream.step(step_key, env_state)
+            learner_state, metrics = learner.step(
+                learner_state, observation, cumulant, stream.gamma
+            )
+            return (learner_state, env_state), (metrics["value"], cumulant)
+
+        carry, (values, cumulants) = jax.lax.scan(
+            one_step, (learner_state, env_state), jax.random.split(key, chunk)
+        )
+        return carry, values, cumulants
+
+    return jax.jit(jax.vmap(init)), jax.jit(jax.vmap(run_chunk))
+
+
 def _check_schedule(config: dict[str, Any]) -> None:
     chunk, bin_size = config["chunk"], config["bin_size"]
     if chunk < 1 or bin_size < 1 or chunk % bin_size:
@@ -128,26 +153,8 @@ def run_prediction(
     root = jax.random.PRNGKey(config["seed"])
     seed_keys = jax.random.split(root, seeds)
 
-    def init(key):
-        k_learner, k_env = jax.random.split(key)
-        return learner.init(k_learner, stream.num_observations), stream.reset(k_env)
-
-    def run_chunk(learner_state, env_state, key):
-        def one_step(carry, step_key):
-            learner_state, env_state = carry
-            env_state, observation, cumulant = stream.step(step_key, env_state)
-            learner_state, metrics = learner.step(
-                learner_state, observation, cumulant, stream.gamma
-            )
-            return (learner_state, env_state), (metrics["value"], cumulant)
-
-        carry, (values, cumulants) = jax.lax.scan(
-            one_step, (learner_state, env_state), jax.random.split(key, chunk)
-        )
-        return carry, values, cumulants
-
-    run_chunk = jax.jit(jax.vmap(run_chunk))
-    state = jax.jit(jax.vmap(init))(seed_keys)
+    init, run_chunk = compile_chunks(stream, learner, chunk)
+    state = init(seed_keys)
     # The previous chunk's (values, cumulants), kept in float32 whatever the compute precision,
     # so that a resumed run scores exactly what an uninterrupted one does.
     pending = (jnp.zeros((seeds, chunk), jnp.float32), jnp.zeros((seeds, chunk), jnp.float32))
