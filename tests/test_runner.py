@@ -97,6 +97,8 @@ def test_cli_messages_for_bad_input(capsys, tmp_path):
     out = tmp_path / "x"
     assert cli.main(["run", "tp-linear-rtu", "--set", "cell=gru", "--out", str(out)]) == 2
     assert "unknown cell 'gru'" in capsys.readouterr().err and not out.exists()
+    assert cli.main(["run", "tp-linear-rtu", "--paper", "--steps", "5"]) == 2
+    assert "either --steps or --paper" in capsys.readouterr().err
     assert cli.main(["plot", str(tmp_path / "missing")]) == 2
     assert "has no metrics.csv" in capsys.readouterr().err
 

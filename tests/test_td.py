@@ -127,3 +127,38 @@ def test_discounted_returns_match_direct_sums():
             direct += weight * cumulants[k]
             weight *= discounts[k]
         np.testing.assert_allclose(returns[t], direct, rtol=1e-10, atol=1e-12)
+
+
+def test_running_normalizer_follows_the_reference_rule():
+    from rtrl.networks import normalize, normalizer_init, normalizer_update
+
+    state = normalizer_init(2)
+    mean, var = np.zeros(2), np.ones(2)
+    for x in ([1.0, -2.0], [3.0, 0.5], [0.0, 0.0]):
+        state = normalizer_update(state, jnp.array(x), rate=0.9, floor=0.05)
+        mean = 0.9 * mean + 0.1 * np.array(x)
+        var = np.maximum(0.9 * var + 0.1 * (np.array(x) - mean) ** 2, 0.05)
+        np.testing.assert_allclose(state.mean, mean, rtol=1e-12)
+        np.testing.assert_allclose(state.variance, var, rtol=1e-12)
+    x = jnp.array([2.0, 1.0])
+    np.testing.assert_allclose(normalize(state, x, 0.9), (x - mean) / np.sqrt(var), rtol=1e-12)
+    assert normalize(state, x, 1.0) is x  # rate 1: off
+    # Statistics are constants for the gradient.
+    grad = jax.grad(lambda x: normalize(state, x, 0.9).sum())(x)
+    np.testing.assert_allclose(grad, 1 / np.sqrt(var), rtol=1e-12)
+
+
+def test_td_with_feature_normalisation_uses_the_statistics_before_the_step():
+    cell = cells.linear_rtu(2)
+    learner = td_lambda(columnar_rtrl(cell), optax.sgd(0.1), 0.5, feature_norm_rate=0.9)
+    state = learner.init(KEY, 3)
+    state = state._replace(params={**state.params, "head": {"w": jnp.ones(4), "b": 0.0}})
+    xs, cumulants, discounts, resets = random_stream(3)
+    for t in range(3):
+        stats = state.feature_stats
+        features = cells.step(cell, state.params["cell"], state.est_state.cell_state, xs[t])[1]
+        head = state.params["head"]
+        expected = head["w"] @ ((features - stats.mean) / jnp.sqrt(stats.variance)) + head["b"]
+        state, metrics = learner.step(state, xs[t], cumulants[t], discounts[t])
+        np.testing.assert_allclose(metrics["value"], expected, rtol=1e-10)
+        assert not jnp.allclose(state.feature_stats.mean, stats.mean)

@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("preset")
     run.add_argument("--seeds", type=int, default=3)
     run.add_argument("--steps", type=int, default=None, help="shorthand for --set steps=N")
+    run.add_argument("--paper", action="store_true", help="the preset's long budget (paper_steps)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     run.add_argument("--out", type=Path, default=None, help="run directory (runs/PRESET)")
     plot = sub.add_parser("plot", help="learning curves of run directories")
@@ -50,9 +51,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.seeds < 1:
                 raise ValueError("--seeds must be at least 1")
             overrides = _parse_sets(args.set)
+            if args.steps is not None and args.paper:
+                raise ValueError("give either --steps or --paper, not both")
             if args.steps is not None:
                 overrides["steps"] = str(args.steps)
             config = presets.resolve(args.preset, overrides)
+            if args.paper:
+                config["steps"] = config["paper_steps"]
             out = args.out or Path("runs") / args.preset
             summary = run_prediction(config, args.seeds, out)
             final = f"{summary['final_msre_mean']:.4f} ± {summary['final_msre_stderr']:.4f}"

@@ -20,7 +20,9 @@ PREDICTION_DEFAULTS: dict[str, Any] = {
     "optimizer": "rmsprop_on_update",  # sgd | adam | rmsprop_on_update
     "step_size": 1e-3,
     "lambda": 0.9,
+    "feature_norm_rate": 1.0,  # < 1: normalise features by running statistics (1 = off)
     "steps": 200_000,
+    "paper_steps": 5_000_000,  # the long budget that `rtrl run --paper` selects
     "chunk": 10_000,  # steps per compiled scan (and per checkpoint)
     "bin_size": 10_000,  # steps per point of the learning curve
     "final_window": 100_000,  # steps at the end scored as the final error

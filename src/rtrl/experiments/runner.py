@@ -71,7 +71,9 @@ def build(config: dict[str, Any]):
     else:
         estimator = make_estimator(config["estimator"], cell)
     optimizer = OPTIMIZERS[config["optimizer"]](config["step_size"])
-    return stream, td_lambda(estimator, optimizer, config["lambda"])
+    return stream, td_lambda(
+        estimator, optimizer, config["lambda"], feature_norm_rate=config["feature_norm_rate"]
+    )
 
 
 def compile_chunks(stream, learner, chunk: int):

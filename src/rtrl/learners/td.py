@@ -24,6 +24,12 @@ import optax
 
 from rtrl.gradients.base import Estimator
 from rtrl.learners.regression import linear_head
+from rtrl.networks.normalize import (
+    NormalizerState,
+    normalize,
+    normalizer_init,
+    normalizer_update,
+)
 
 
 class TDState(NamedTuple):
@@ -33,6 +39,7 @@ class TDState(NamedTuple):
     trace: Any  # e_t, same structure as params
     value: jax.Array  # V_t of the last observation
     started: jax.Array  # False before the first observation (no TD error yet)
+    feature_stats: NormalizerState  # running statistics of the features (unused if rate = 1)
 
 
 class TDLambda(NamedTuple):
@@ -52,9 +59,18 @@ def rmsprop_on_update(
 
 
 def td_lambda(
-    estimator: Estimator, optimizer: optax.GradientTransformation, lambda_: float
+    estimator: Estimator,
+    optimizer: optax.GradientTransformation,
+    lambda_: float,
+    feature_norm_rate: float = 1.0,
+    feature_norm_floor: float = 1e-4,
 ) -> TDLambda:
-    """TD(lambda) for any estimator and any optax optimiser (which receives -delta e)."""
+    """TD(lambda) for any estimator and any optax optimiser (which receives -delta e).
+
+    ``feature_norm_rate`` < 1 normalises the features by running statistics before the head
+    (as in ``rtrl.networks.normalize``); the statistics are updated after the value is computed
+    and are constants for the gradient.
+    """
     cell = estimator.cell
 
     def init(key: jax.Array, num_inputs: int) -> TDState:
@@ -68,21 +84,31 @@ def td_lambda(
             trace=jax.tree.map(jnp.zeros_like, params),
             value=jnp.zeros((), dtype),
             started=jnp.zeros((), bool),
+            feature_stats=normalizer_init(cell.num_features, dtype),
         )
 
     def step(state: TDState, x, cumulant, discount, reset=False):
         def value_fn(params):
             features, est_state = estimator.step(params["cell"], state.est_state, x, reset)
-            return params["head"]["w"] @ features + params["head"]["b"], est_state
+            normalized = normalize(state.feature_stats, features, feature_norm_rate)
+            return params["head"]["w"] @ normalized + params["head"]["b"], (est_state, features)
 
-        (value, est_state), value_grad = jax.value_and_grad(value_fn, has_aux=True)(state.params)
+        (value, (est_state, features)), value_grad = jax.value_and_grad(value_fn, has_aux=True)(
+            state.params
+        )
+        feature_stats = state.feature_stats
+        if feature_norm_rate < 1.0:  # static
+            feature_stats = normalizer_update(
+                feature_stats, features, feature_norm_rate, feature_norm_floor
+            )
         delta = jnp.where(state.started, cumulant + discount * value - state.value, 0.0)
         direction = jax.tree.map(lambda e: -delta * e, state.trace)
         updates, opt_state = optimizer.update(direction, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         decay = discount * lambda_ * state.started
         trace = jax.tree.map(lambda e, g: decay * e + g, state.trace, value_grad)
-        new_state = TDState(params, opt_state, est_state, trace, value, jnp.ones((), bool))
+        started = jnp.ones((), bool)
+        new_state = TDState(params, opt_state, est_state, trace, value, started, feature_stats)
         return new_state, {"value": value, "td_error": delta}
 
     return TDLambda(init, step)
