@@ -38,70 +38,27 @@ def _preset(name: str, description: str, **overrides: Any) -> None:
     _PRESETS[name] = (description, {**PREDICTION_DEFAULTS, **overrides})
 
 
-# Trace conditioning and trace patterning (Rafiee et al. 2022), one preset per architecture.
-for _stream in ("trace_conditioning", "trace_patterning"):
-    _short = "tc" if _stream == "trace_conditioning" else "tp"
-    _preset(
-        f"{_short}-columnar-lstm",
-        f"{_stream}, columnar LSTM (8 columns), exact RTRL",
-        stream=_stream,
-        cell="columnar_lstm",
-        units=8,
-    )
-    _preset(
-        f"{_short}-linear-rtu",
-        f"{_stream}, linear RTU (8 units), exact RTRL",
-        stream=_stream,
-        cell="linear_rtu",
-        units=8,
-        optimizer="adam",
-        step_size=3e-4,
-    )
-    _preset(
-        f"{_short}-nonlinear-rtu",
-        f"{_stream}, nonlinear RTU (8 units), exact RTRL",
-        stream=_stream,
-        cell="nonlinear_rtu",
-        units=8,
-        optimizer="adam",
-        step_size=3e-4,
-    )
-    _preset(
-        f"{_short}-elstm",
-        f"{_stream}, eLSTM (8 units), exact RTRL",
-        stream=_stream,
-        cell="elstm",
-        units=8,
-        optimizer="adam",
-        step_size=3e-4,
-    )
-    _preset(
-        f"{_short}-online-lru",
-        f"{_stream}, online LRU (8 units), exact RTRL",
-        stream=_stream,
-        cell="online_lru",
-        units=8,
-        optimizer="adam",
-        step_size=3e-4,
-    )
-    _preset(
-        f"{_short}-tbptt-lstm",
-        f"{_stream}, dense LSTM (4 units), T-BPTT T=8",
-        stream=_stream,
-        cell="dense_lstm",
-        units=4,
-        estimator="tbptt",
-        truncation=8,
-    )
-    _preset(
-        f"{_short}-tbptt-gru",
-        f"{_stream}, dense GRU (4 units), T-BPTT T=8",
-        stream=_stream,
-        cell="dense_gru",
-        units=4,
-        estimator="tbptt",
-        truncation=8,
-    )
+# Trace conditioning and trace patterning (Rafiee et al. 2022), one preset per architecture:
+# slug -> (description, overrides).
+_ADAM = {"optimizer": "adam", "step_size": 3e-4}
+_ARCHITECTURES = {
+    "columnar-lstm": ("columnar LSTM (8 columns), exact RTRL", {"cell": "columnar_lstm"}),
+    "linear-rtu": ("linear RTU (8 units), exact RTRL", {"cell": "linear_rtu", **_ADAM}),
+    "nonlinear-rtu": ("nonlinear RTU (8 units), exact RTRL", {"cell": "nonlinear_rtu", **_ADAM}),
+    "elstm": ("eLSTM (8 units), exact RTRL", {"cell": "elstm", **_ADAM}),
+    "online-lru": ("online LRU (8 units), exact RTRL", {"cell": "online_lru", **_ADAM}),
+    "tbptt-lstm": (
+        "dense LSTM (4 units), T-BPTT T=8",
+        {"cell": "dense_lstm", "units": 4, "estimator": "tbptt", "truncation": 8},
+    ),
+    "tbptt-gru": (
+        "dense GRU (4 units), T-BPTT T=8",
+        {"cell": "dense_gru", "units": 4, "estimator": "tbptt", "truncation": 8},
+    ),
+}
+for _short, _stream in (("tc", "trace_conditioning"), ("tp", "trace_patterning")):
+    for _slug, (_description, _overrides) in _ARCHITECTURES.items():
+        _preset(f"{_short}-{_slug}", f"{_stream}, {_description}", stream=_stream, **_overrides)
 
 
 def preset_names() -> list[str]:
