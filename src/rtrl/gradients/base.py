@@ -53,6 +53,13 @@ def zero_where_reset(reset: jax.Array, tree: Any) -> Any:
     return jax.tree.map(lambda a: jnp.where(reset, jnp.zeros_like(a), a), tree)
 
 
+def reset_then_step(
+    cell: Cell, params: Params, state: Any, x: jax.Array, reset: jax.Array
+) -> tuple[Any, jax.Array]:
+    """One forward step from ``state``, restarted from the initial state if ``reset``."""
+    return cell_step(cell, params, where_reset(reset, cell.initial_state(params), state), x)
+
+
 def readout_cotangents(
     cell: Cell, params: Params, cell_state: Any, x: jax.Array, features_cotangent: jax.Array
 ) -> tuple[Any, Any]:
@@ -119,8 +126,9 @@ def differentiable_step(cell: Cell, forward: StepFn, gradient: GradientFn) -> St
         features_cotangent, _ = cotangents  # the est_state output is not differentiated
         grads = gradient(params, new_est_state, x, features_cotangent)
         # Immediate gradient for the input: one step from the (possibly reset) previous state.
-        prev = where_reset(reset, cell.initial_state(params), prev_cell_state)
-        _, input_vjp = jax.vjp(lambda x_: cell_step(cell, params, prev, x_)[1], x)
+        _, input_vjp = jax.vjp(
+            lambda x_: reset_then_step(cell, params, prev_cell_state, x_, reset)[1], x
+        )
         (x_cotangent,) = input_vjp(features_cotangent)
         return grads, None, x_cotangent, None
 

@@ -9,8 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from rtrl.cells.base import Cell, Params
-from rtrl.cells.base import step as cell_step
-from rtrl.gradients.base import StepLoss, where_reset
+from rtrl.gradients.base import StepLoss, reset_then_step
 
 
 def unroll(
@@ -25,13 +24,10 @@ def unroll(
         state = cell.initial_state(params)
     if resets is None:
         resets = jnp.zeros(xs.shape[0], dtype=bool)
-    initial = cell.initial_state(params)
 
     def per_step(state, inputs):
         x, reset = inputs
-        state = where_reset(reset, initial, state)
-        state, features = cell_step(cell, params, state, x)
-        return state, features
+        return reset_then_step(cell, params, state, x, reset)
 
     final_state, features = jax.lax.scan(per_step, state, (xs, resets))
     return features, final_state

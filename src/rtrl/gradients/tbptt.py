@@ -17,8 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from rtrl.cells.base import Cell, Params, num_inputs_of
-from rtrl.cells.base import step as cell_step
-from rtrl.gradients.base import Estimator, StepLoss, where_reset
+from rtrl.gradients.base import Estimator, StepLoss, reset_then_step, where_reset
 from rtrl.gradients.bptt import unroll
 
 
@@ -34,11 +33,10 @@ def _run_window(cell: Cell, params: Params, window: WindowState):
     """Re-run the window from its stop-gradient start state (slots before the stream: skipped)."""
     truncation = window.xs.shape[0]
     valid = jnp.arange(truncation) >= truncation - window.filled
-    initial = cell.initial_state(params)
 
     def per_slot(state, inputs):
         x, reset, is_valid = inputs
-        stepped, _ = cell_step(cell, params, where_reset(reset, initial, state), x)
+        stepped, _ = reset_then_step(cell, params, state, x, reset)
         return where_reset(is_valid, stepped, state), None
 
     start = jax.lax.stop_gradient(window.start_state)
@@ -69,8 +67,9 @@ def truncated_bptt(cell: Cell, truncation: int, num_inputs: int | None = None) -
     def advance(params, est_state: WindowState, x, reset) -> WindowState:
         """Slide the window one step: the oldest step leaves, its effect moves into start_state."""
         full = est_state.filled >= truncation
-        oldest = where_reset(est_state.resets[0], cell.initial_state(params), est_state.start_state)
-        after_oldest, _ = cell_step(cell, params, oldest, est_state.xs[0])
+        after_oldest, _ = reset_then_step(
+            cell, params, est_state.start_state, est_state.xs[0], est_state.resets[0]
+        )
         start_state = where_reset(full, after_oldest, est_state.start_state)
         return est_state._replace(
             start_state=jax.lax.stop_gradient(start_state),
