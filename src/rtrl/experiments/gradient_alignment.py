@@ -114,9 +114,7 @@ def run_density(density, estimator_names, args, pattern_seed):
             params, head, xs, resets, targets, noise_key = make_problem(
                 cell, key, args.inputs, args.steps
             )
-            est_state = (
-                estimator.init(params, noise_key) if name == "uoro" else estimator.init(params)
-            )
+            est_state = estimator.init(params, noise_key)
             if args.meta:
                 grads = meta_online_grad(
                     estimator, params, head, xs, targets, args.meta_step_size, est_state

@@ -2,8 +2,9 @@
 
 An estimator is a NamedTuple of pure functions (optax style), built for one cell:
 
-- ``init(params) -> est_state``: state of one stream (recurrent state plus the estimator's own
-  bookkeeping, e.g. RTRL traces). Every estimator state has a ``cell_state`` field.
+- ``init(params, key=None) -> est_state``: state of one stream (recurrent state plus the
+  estimator's own bookkeeping, e.g. RTRL traces). Every estimator state has a ``cell_state``
+  field. ``key`` seeds stochastic estimators (UORO) and is ignored by deterministic ones.
 - ``step(params, est_state, x, reset) -> (features, est_state)``: one online step. It always
   updates the bookkeeping (traces are never left stale, whether or not anything is
   differentiated). ``reset`` (a per-stream boolean) means "x starts a new episode": the state and
@@ -39,7 +40,7 @@ GradientFn = Callable[[Params, Any, jax.Array, jax.Array], Params]
 class Estimator(NamedTuple):
     name: str
     cell: Cell
-    init: Callable[[Params], Any]
+    init: Callable[..., Any]  # (params, key=None) -> est_state
     step: StepFn
     gradient: GradientFn
 

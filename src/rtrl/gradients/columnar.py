@@ -117,7 +117,7 @@ def _unit_block_rtrl(cell: Cell, name: str) -> Estimator:
             "only provides a transition; use full_rtrl (exact, small networks only)"
         )
 
-    def init(params: Params) -> TraceState:
+    def init(params: Params, key: jax.Array | None = None) -> TraceState:
         state = cell.initial_state(params)
         s = len(jax.tree.leaves(state))
 

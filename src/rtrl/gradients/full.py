@@ -31,7 +31,7 @@ class SensitivityState(NamedTuple):
 def full_rtrl(cell: Cell) -> Estimator:
     """Exact RTRL with a dense sensitivity matrix; works for every cell."""
 
-    def init(params: Params) -> SensitivityState:
+    def init(params: Params, key: jax.Array | None = None) -> SensitivityState:
         state = cell.initial_state(params)
         state_vec, _ = ravel_pytree(state)
         rec_vec, _ = ravel_pytree(recurrent_params(params))

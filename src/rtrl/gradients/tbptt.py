@@ -52,7 +52,7 @@ def truncated_bptt(cell: Cell, truncation: int, num_inputs: int | None = None) -
     if truncation < 1:
         raise ValueError(f"truncation must be at least 1, got {truncation}")
 
-    def init(params: Params) -> WindowState:
+    def init(params: Params, key: jax.Array | None = None) -> WindowState:
         d = num_inputs if num_inputs is not None else num_inputs_of(params)
         state = cell.initial_state(params)
         dtype = jax.tree.leaves(state)[0].dtype
