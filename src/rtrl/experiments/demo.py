@@ -16,7 +16,7 @@ import jax
 from rtrl import cells
 from rtrl.experiments import presets
 from rtrl.experiments.plots import plot_runs
-from rtrl.experiments.runner import STREAMS, run_prediction
+from rtrl.experiments.runner import build, run_prediction
 
 # label -> (preset, overrides). Per-step multiply-adds are similar: RTRL on 16 LSTM columns with
 # 17 inputs keeps 2 x 1216 traces; T-BPTT with T = 8 on a 4-unit LSTM re-runs 9 steps of 356.
@@ -37,10 +37,8 @@ def run(out: Path, steps: int, seeds: int) -> dict[str, dict]:
             + " ".join(f"--set {k}={v}" for k, v in {**schedule, **overrides}.items())
         )
         summary = run_prediction(config, seeds, out / preset)
-        num_inputs = STREAMS[config["stream"]](config).num_observations
-        params = cells.make_cell(config["cell"], config["units"]).init(
-            jax.random.PRNGKey(0), num_inputs
-        )
+        stream, learner = build(config)
+        params = learner.init(jax.random.PRNGKey(0), stream.num_observations).params["cell"]
         results[label] = {
             **summary,
             "recurrent_params": cells.count_params(cells.recurrent_params(params)),

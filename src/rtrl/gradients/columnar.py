@@ -73,9 +73,8 @@ def _self_read_selector(cell: Cell, state: dict[str, jax.Array]) -> np.ndarray |
     coupling = cell.coupling
     if coupling is None:
         return None
-    n = cell.units
-    units, count = coupling.sources.shape
-    selector = np.zeros((units, count, len(state)), dtype=np.float32)
+    n, count = coupling.sources.shape
+    selector = np.zeros((n, count, len(state)), dtype=np.float32)
     for i, var in enumerate(sorted(state)):  # pytree order of the state dict
         if var in coupling.reads:
             own = coupling.reads.index(var) * n + np.arange(n)
