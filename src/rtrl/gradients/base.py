@@ -43,6 +43,13 @@ class Estimator(NamedTuple):
     init: Callable[..., Any]  # (params, key=None) -> est_state
     step: StepFn
     gradient: GradientFn
+    # Estimators of networks that learn in stages (rtrl.networks.staged) tell learners what may
+    # change now; None means everything, always.
+    # trainable(params, est_state) -> 0/1 masks (broadcastable, structure of params): which
+    # recurrent parameters the learner may update.
+    trainable: Callable[[Params, Any], Params] | None = None
+    # active_features(est_state) -> (num_features,) bool: the features a head reads now.
+    active_features: Callable[[Any], jax.Array] | None = None
 
 
 def where_reset(reset: jax.Array, if_reset: Any, otherwise: Any) -> Any:
@@ -110,8 +117,21 @@ def flat_gradient(
     return {**unravel_rec(influence(delta)), "readout": readout_grad}
 
 
-def differentiable_step(cell: Cell, forward: StepFn, gradient: GradientFn) -> StepFn:
-    """Wrap an estimator's forward step so that ``jax.grad`` returns the estimator's gradient."""
+def differentiable_step(
+    cell: Cell,
+    forward: StepFn,
+    gradient: GradientFn,
+    immediate: Callable[[Params, Any, jax.Array, jax.Array], jax.Array] | None = None,
+) -> StepFn:
+    """Wrap an estimator's forward step so that ``jax.grad`` returns the estimator's gradient.
+
+    ``immediate(params, est_state, x, reset) -> features`` is the one-step map whose derivative
+    is the input's gradient (default: one step of the cell from the previous cell state).
+    """
+    if immediate is None:
+
+        def immediate(params, est_state, x, reset):
+            return reset_then_step(cell, params, est_state.cell_state, x, reset)[1]
 
     @jax.custom_vjp
     def step(params, est_state, x, reset):
@@ -119,17 +139,15 @@ def differentiable_step(cell: Cell, forward: StepFn, gradient: GradientFn) -> St
 
     def step_fwd(params, est_state, x, reset):
         features, new_est_state = forward(params, est_state, x, reset)
-        residuals = (params, est_state.cell_state, new_est_state, x, reset)
+        residuals = (params, est_state, new_est_state, x, reset)
         return (features, new_est_state), residuals
 
     def step_bwd(residuals, cotangents):
-        params, prev_cell_state, new_est_state, x, reset = residuals
+        params, prev_est_state, new_est_state, x, reset = residuals
         features_cotangent, _ = cotangents  # the est_state output is not differentiated
         grads = gradient(params, new_est_state, x, features_cotangent)
         # Immediate gradient for the input: one step from the (possibly reset) previous state.
-        _, input_vjp = jax.vjp(
-            lambda x_: reset_then_step(cell, params, prev_cell_state, x_, reset)[1], x
-        )
+        _, input_vjp = jax.vjp(lambda x_: immediate(params, prev_est_state, x_, reset), x)
         (x_cotangent,) = input_vjp(features_cotangent)
         return grads, None, x_cotangent, None
 

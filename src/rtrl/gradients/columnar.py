@@ -55,7 +55,7 @@ def _apply_jacobian(jacobian: jax.Array, trace: jax.Array) -> jax.Array:
     return sum(jacobian[:, :, j] * trace[:, j, None] for j in range(trace.shape[1]))
 
 
-def _contract(delta: jax.Array, trace: jax.Array) -> jax.Array:
+def contract_traces(delta: jax.Array, trace: jax.Array) -> jax.Array:
     """Per unit, delta (s,) . trace (s x ...): the gradient for that unit's parameters."""
     delta = delta.reshape(delta.shape + (1,) * (trace.ndim - 2))
     return sum(delta[:, j] * trace[:, j] for j in range(trace.shape[1]))
@@ -162,7 +162,7 @@ def _unit_block_rtrl(cell: Cell, name: str) -> Estimator:
             cell, params, est_state.cell_state, x, features_cotangent
         )
         delta = stack_per_unit(state_cotangent)
-        grads = jax.tree.map(lambda t: _contract(delta, t), est_state.traces)
+        grads = jax.tree.map(lambda t: contract_traces(delta, t), est_state.traces)
         return {**grads, "readout": readout_grad}
 
     return Estimator(

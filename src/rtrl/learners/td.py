@@ -12,6 +12,10 @@ V_t = w . features_t + b with features from any estimator's cell. Per step, on r
 so the trace decays with the discount of the transition that *entered* the current state: the
 last TD error of an episode still reaches that episode's states, and nothing leaks into the
 next one. ``e`` is an accumulating trace over all parameters (cell and head).
+
+With a staged estimator (rtrl.networks.staged) only the parameters it marks trainable move (the
+traces of frozen stages still decay but no longer reach their parameters), and the feature
+statistics of stages not yet reached stay at their initial values.
 """
 
 from __future__ import annotations
@@ -64,14 +68,21 @@ def td_lambda(
     lambda_: float,
     feature_norm_rate: float = 1.0,
     feature_norm_floor: float = 1e-4,
+    head_step_per_feature: bool = False,
 ) -> TDLambda:
     """TD(lambda) for any estimator and any optax optimiser (which receives -delta e).
 
     ``feature_norm_rate`` < 1 normalises the features by running statistics before the head
     (as in ``rtrl.networks.normalize``); the statistics are updated after the value is computed
-    and are constants for the gradient.
+    and are constants for the gradient. ``head_step_per_feature`` divides the head's update
+    (weights and bias) by the number of features in use, as the CCN reference does.
     """
     cell = estimator.cell
+
+    def features_in_use(est_state) -> jax.Array:
+        if estimator.active_features is None:
+            return jnp.asarray(cell.num_features)
+        return estimator.active_features(est_state).sum()
 
     def init(key: jax.Array, num_inputs: int) -> TDState:
         cell_params = cell.init(key, num_inputs)
@@ -98,12 +109,24 @@ def td_lambda(
         )
         feature_stats = state.feature_stats
         if feature_norm_rate < 1.0:  # static
-            feature_stats = normalizer_update(
+            updated = normalizer_update(
                 feature_stats, features, feature_norm_rate, feature_norm_floor
             )
+            if estimator.active_features is not None:  # unreached features keep their stats
+                active = estimator.active_features(est_state)
+                updated = jax.tree.map(
+                    lambda new, old: jnp.where(active, new, old), updated, feature_stats
+                )
+            feature_stats = updated
         delta = jnp.where(state.started, cumulant + discount * value - state.value, 0.0)
         direction = jax.tree.map(lambda e: -delta * e, state.trace)
+        if estimator.trainable is not None:
+            mask = estimator.trainable(state.params["cell"], est_state)
+            direction["cell"] = jax.tree.map(jnp.multiply, direction["cell"], mask)
         updates, opt_state = optimizer.update(direction, state.opt_state, state.params)
+        if head_step_per_feature:
+            scale = 1.0 / features_in_use(est_state)
+            updates["head"] = jax.tree.map(lambda u: u * scale, updates["head"])
         params = optax.apply_updates(state.params, updates)
         decay = discount * lambda_ * state.started
         trace = jax.tree.map(lambda e, g: decay * e + g, state.trace, value_grad)

@@ -1,0 +1,320 @@
+"""Staged networks: columnar, constructive and columnar-constructive (CCN) networks
+(Javed et al. 2023).
+
+N features (columns of any element-wise cell) are grown in stages of S features; a new stage
+becomes active every K steps. With M = N / S stages, stage k of a feature j is ``j // S``::
+
+    columnar      S = N   one stage, no column reads another
+    constructive  S = 1   one new feature per stage
+    CCN           1 < S < N
+
+A feature of stage k reads the input x_t and the exposed state (e.g. h_{t-1}) of every feature of
+earlier stages, one step delayed; there are no connections inside a stage. At time t the active
+stage is min(t // K, M - 1). Only its features learn and keep RTRL traces (zeroed when the stage
+becomes active); earlier stages are frozen but keep running and feeding later ones, and later
+stages run too but are not yet read by the head. Because the values read from frozen stages do
+not depend on the active stage's parameters and a stage has no internal connections, per-column
+RTRL on the active stage is *exact*.
+
+Each stage may normalise what it reads by running statistics (``input_norm_rate`` < 1): stage k's
+statistics of [x_t; reads] are updated, with x_t before normalising it, only while k is active,
+and are constants for the gradient.
+
+Parameters (``network.cell.init``): the column cell's ``inputs`` rows over x (N, *gates, d),
+``recurrent`` rows over the E*N exposed values of all features (N, *gates, E*N) with the entries
+of features that are not read fixed at zero, ``unit`` (N, ...) and an empty ``readout``.
+Features: the column cell's readout of all N features (f values per feature, in f blocks of N),
+with features of stages not yet reached set to zero.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rtrl.cells import Cell, is_elementwise, make_cell
+from rtrl.cells.base import Params, check_input
+from rtrl.gradients import columnar_rtrl
+from rtrl.gradients.base import Estimator, differentiable_step, where_reset, zero_where_reset
+from rtrl.gradients.columnar import TraceState, contract_traces, stack_per_unit
+from rtrl.networks.normalize import NormalizerState, normalizer_update
+
+
+class StagedNetwork(NamedTuple):
+    """A staged network's static description and its cell (see the module docstring)."""
+
+    cell: Cell  # all N features as one cell (forward runs, autodiff references)
+    column: Cell  # one stage's S columns, reading [x; exposed values of all N features]
+    features: int  # N
+    stage_size: int  # S
+    stage_steps: int  # K
+    reads: np.ndarray  # (M, E*N) bool: which exposed values stage k reads
+    input_norm_rate: float
+    input_norm_floor: float
+
+    @property
+    def num_stages(self) -> int:
+        return self.features // self.stage_size
+
+    @property
+    def features_per_unit(self) -> int:
+        return self.cell.num_features // self.features
+
+
+def _readout_is_blockwise(cell: Cell) -> bool:
+    """Whether feature b*N + j of the readout depends on unit j's state only (f blocks of N)."""
+    if cell.num_features % cell.units:
+        return False
+    params = cell.init(jax.random.PRNGKey(0), 1)
+    state = jax.tree.map(
+        lambda a: a + jnp.linspace(0.1, 0.9, cell.units, dtype=a.dtype),
+        cell.initial_state(params),
+    )
+    jacobians = jax.jacobian(lambda s: cell.readout(params["readout"], s, jnp.zeros(1)))(state)
+    owner = _feature_units(cell.num_features, cell.units)[:, None] == np.arange(cell.units)
+    return all(not np.any(np.asarray(j)[~owner]) for j in jax.tree.leaves(jacobians))
+
+
+def _feature_units(num_features: int, units: int) -> np.ndarray:
+    """Unit of each feature for a blockwise readout (f blocks of ``units`` values)."""
+    return np.tile(np.arange(units), num_features // units)
+
+
+def staged_network(
+    column: str,
+    features: int,
+    stage_size: int,
+    stage_steps: int,
+    input_norm_rate: float = 1.0,
+    input_norm_floor: float = 1e-4,
+    **column_options: Any,
+) -> StagedNetwork:
+    """``features`` columns of the cell named ``column``, grown ``stage_size`` at a time every
+    ``stage_steps`` steps (e.g. CCN 20:4:K is ``staged_network("columnar_lstm", 20, 4, K)``)."""
+    if stage_size < 1 or features % stage_size:
+        raise ValueError(
+            f"stage_size ({stage_size}) must divide the number of features ({features}); "
+            "e.g. 20 features in stages of 4"
+        )
+    if stage_steps < 1:
+        raise ValueError(f"stage_steps must be at least 1, got {stage_steps}")
+    if not 0.0 < input_norm_rate <= 1.0:
+        raise ValueError(f"input_norm_rate must be in (0, 1] (1 = off), got {input_norm_rate}")
+    whole = make_cell(column, features, **column_options)
+    if not is_elementwise(whole):
+        raise ValueError(f"a staged network's column must be element-wise, got {whole.name!r}")
+    params_shape = jax.eval_shape(lambda: whole.init(jax.random.PRNGKey(0), 1))
+    if params_shape["readout"] or not _readout_is_blockwise(whole):
+        raise ValueError(
+            f"{whole.name!r} cannot be a staged network's column: its readout has parameters or "
+            "does not give whole values per unit; use a cell whose features are functions of "
+            "each unit's own state (columnar_lstm, elementwise_rnn, linear_rtu, nonlinear_rtu)"
+        )
+    exposed = whole.exposed
+    num_stages = features // stage_size
+    stage_of_feature = np.arange(features) // stage_size
+    stage_of_read = np.tile(stage_of_feature, len(exposed))
+    reads = stage_of_read[None, :] < np.arange(num_stages)[:, None]  # (M, E*N)
+    weight_mask = reads[stage_of_feature]  # (N, E*N): feature j reads value v
+
+    def init(key: jax.Array, num_inputs: int) -> Params:
+        params = dict(whole.init(key, num_inputs + reads.shape[1]))
+        rows = params["inputs"]
+        params["inputs"] = {name: w[..., :num_inputs] for name, w in rows.items()}
+        params["recurrent"] = {
+            name: w[..., num_inputs:] * _expand(weight_mask, w.ndim).astype(w.dtype)
+            for name, w in rows.items()
+        }
+        return params
+
+    def transition(params: Params, state, x: jax.Array):
+        check_input(network.cell, params, x)
+        return _transition(network, params, state, _stage_inputs(network, state, x, None))
+
+    cell = Cell(
+        name=f"staged_{whole.name}[{features}:{stage_size}:{stage_steps}]",
+        units=features,
+        num_features=whole.num_features,
+        init=init,
+        initial_state=whole.initial_state,
+        transition=transition,
+        readout=whole.readout,
+        exposed=exposed,
+    )
+    network = StagedNetwork(
+        cell=cell,
+        column=make_cell(column, stage_size, **column_options),
+        features=features,
+        stage_size=stage_size,
+        stage_steps=stage_steps,
+        reads=reads,
+        input_norm_rate=input_norm_rate,
+        input_norm_floor=input_norm_floor,
+    )
+    return network
+
+
+def _expand(mask: np.ndarray, ndim: int) -> np.ndarray:
+    """(N, V) mask broadcast against rows of shape (N, *gates, V)."""
+    return mask.reshape(mask.shape[:1] + (1,) * (ndim - 2) + mask.shape[1:])
+
+
+def _exposed_values(network: StagedNetwork, state) -> jax.Array:
+    return jnp.concatenate([state[r] for r in network.cell.exposed])
+
+
+def _stage_inputs(
+    network: StagedNetwork, state, x: jax.Array, stats: NormalizerState | None
+) -> jax.Array:
+    """(M, d + E*N): what each stage reads, [x_t; exposed values at t-1], normalised by the stage's
+    statistics (if given) and with values the stage does not read set to zero."""
+    z = jnp.concatenate([x, _exposed_values(network, state)])
+    z = jnp.broadcast_to(z, (network.num_stages,) + z.shape)
+    if stats is not None:
+        mean, variance = jax.lax.stop_gradient((stats.mean, stats.variance))
+        z = (z - mean) / jnp.sqrt(variance)
+    keep = np.concatenate([np.ones((network.num_stages, x.shape[0]), bool), network.reads], 1)
+    return jnp.where(keep, z, 0.0)
+
+
+def _full_rows(params: Params) -> dict[str, jax.Array]:
+    """Each feature's rows over [x; exposed values]: inputs and recurrent rows side by side."""
+    return {
+        name: jnp.concatenate([w, params["recurrent"][name]], axis=-1)
+        for name, w in params["inputs"].items()
+    }
+
+
+def _transition(network: StagedNetwork, params: Params, state, stage_inputs: jax.Array):
+    """All N features' next state, feature j reading its stage's row of ``stage_inputs``."""
+    per_feature = stage_inputs[np.arange(network.features) // network.stage_size]
+    u = {
+        name: jnp.einsum("n...k,nk->n...", w, per_feature) for name, w in _full_rows(params).items()
+    }
+    return jax.vmap(network.column.unit_step)(params["unit"], state, u)
+
+
+class StagedState(NamedTuple):
+    cell_state: dict[str, jax.Array]  # all N features
+    traces: dict[str, dict[str, jax.Array]]  # the active stage's RTRL traces (S features)
+    stage: jax.Array  # the stage the traces belong to
+    steps: jax.Array  # observations read so far (not reset at episode ends)
+    input_stats: NormalizerState  # per stage, (M, d + E*N)
+
+
+def _slice_stage(tree: Any, stage: jax.Array, size: int) -> Any:
+    return jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, stage * size, size), tree)
+
+
+def active_stage(network: StagedNetwork, steps: jax.Array) -> jax.Array:
+    """The stage that learns while observation number ``steps`` (0-based) is read."""
+    return jnp.minimum(steps // network.stage_steps, network.num_stages - 1)
+
+
+def feature_mask(network: StagedNetwork, stage: jax.Array) -> jax.Array:
+    """(num_features,) bool: features of stages up to ``stage`` (those the head reads)."""
+    units = _feature_units(network.cell.num_features, network.features)
+    return jnp.asarray(units // network.stage_size) <= stage
+
+
+def staged_rtrl(network: StagedNetwork) -> Estimator:
+    """Exact RTRL for the active stage of a staged network; frozen stages get zero gradient.
+
+    The estimator also tells learners what may change: ``trainable(est_state)`` masks the
+    recurrent parameters to the active stage and ``active_features(est_state)`` the head's inputs
+    to the stages reached so far.
+    """
+    cell, column = network.cell, network.column
+    stage_estimator = columnar_rtrl(column)
+    size = network.stage_size
+
+    def stage_params(params: Params, stage: jax.Array) -> Params:
+        rows = _slice_stage(_full_rows(params), stage, size)
+        return {"inputs": rows, "unit": _slice_stage(params["unit"], stage, size), "readout": {}}
+
+    def init(params: Params, key: jax.Array | None = None) -> StagedState:
+        state = cell.initial_state(params)
+        width = next(iter(params["inputs"].values())).shape[-1] + network.reads.shape[1]
+        dtype = jax.tree.leaves(state)[0].dtype
+        traces = stage_estimator.init(stage_params(params, jnp.int32(0))).traces
+        stats = NormalizerState(
+            jnp.zeros((network.num_stages, width), dtype),
+            jnp.ones((network.num_stages, width), dtype),
+        )
+        return StagedState(state, traces, jnp.int32(0), jnp.int32(0), stats)
+
+    def forward(params: Params, est: StagedState, x: jax.Array, reset):
+        check_input(cell, params, x)
+        stage = active_stage(network, est.steps)
+        state = where_reset(reset, cell.initial_state(params), est.cell_state)
+        new_stage = stage != est.stage
+        traces = zero_where_reset(reset | new_stage, est.traces)
+        stats = est.input_stats
+        if network.input_norm_rate < 1.0:  # static
+            raw = _stage_inputs(network, state, x, None)[stage]
+            updated = normalizer_update(
+                jax.tree.map(lambda a: a[stage], stats), raw,
+                network.input_norm_rate, network.input_norm_floor,
+            )  # fmt: skip
+            stats = jax.tree.map(lambda a, row: a.at[stage].set(row), stats, updated)
+            inputs = _stage_inputs(network, state, x, stats)
+        else:
+            inputs = _stage_inputs(network, state, x, None)
+        new_state = _transition(network, params, state, inputs)
+        _, stage_state = stage_estimator.step(
+            stage_params(params, stage),
+            TraceState(_slice_stage(state, stage, size), traces),
+            inputs[stage],
+        )
+        features = cell.readout(params["readout"], new_state, x)
+        features = jnp.where(feature_mask(network, stage), features, 0.0)
+        new_est = StagedState(new_state, stage_state.traces, stage, est.steps + 1, stats)
+        return features, new_est
+
+    def gradient(params: Params, est: StagedState, x: jax.Array, features_cotangent) -> Params:
+        cotangent = jnp.where(feature_mask(network, est.stage), features_cotangent, 0.0)
+        _, readout_vjp = jax.vjp(lambda s: cell.readout(params["readout"], s, x), est.cell_state)
+        (state_cotangent,) = readout_vjp(cotangent)
+        delta = _slice_stage(stack_per_unit(state_cotangent), est.stage, size)
+        stage_grads = jax.tree.map(lambda t: contract_traces(delta, t), est.traces)
+
+        def place(full: jax.Array, part: jax.Array) -> jax.Array:
+            return jax.lax.dynamic_update_slice_in_dim(
+                jnp.zeros_like(full), part.astype(full.dtype), est.stage * size, axis=0
+            )
+
+        num_inputs = next(iter(params["inputs"].values())).shape[-1]
+        rows = stage_grads["inputs"]
+        return {
+            "inputs": {n: place(w, rows[n][..., :num_inputs]) for n, w in params["inputs"].items()},
+            "recurrent": {
+                n: place(w, rows[n][..., num_inputs:]) for n, w in params["recurrent"].items()
+            },
+            "unit": jax.tree.map(place, params["unit"], stage_grads["unit"]),
+            "readout": {},
+        }
+
+    return Estimator(
+        name="staged_rtrl",
+        cell=cell,
+        init=init,
+        step=differentiable_step(
+            cell, forward, gradient, immediate=lambda *args: forward(*args)[0]
+        ),
+        gradient=gradient,
+        trainable=lambda params, est: _trainable_mask(network, params, est.stage),
+        active_features=lambda est: feature_mask(network, est.stage),
+    )
+
+
+def _trainable_mask(network: StagedNetwork, params: Params, stage: jax.Array) -> Params:
+    """1 on the rows of ``stage``'s features in every recurrent parameter, 0 elsewhere."""
+    rows = jnp.arange(network.features) // network.stage_size == stage
+
+    def mask(a: jax.Array) -> jax.Array:
+        return rows.reshape((-1,) + (1,) * (a.ndim - 1)).astype(a.dtype)
+
+    return {k: jax.tree.map(mask, v) for k, v in params.items()}
