@@ -1,7 +1,8 @@
-"""The ``rtrl`` command line: list presets, run them, plot runs.
+"""The ``rtrl`` command line: list presets, run them, sweep them, plot runs.
 
 rtrl list
-rtrl run PRESET [--seeds N] [--steps N] [--set key=value ...] [--out DIR]
+rtrl run PRESET [--seeds N] [--steps N | --paper] [--set key=value ...] [--out DIR]
+rtrl sweep PRESET ... --grid key=v1,v2,... [--seeds N] [--steps N | --paper] [--set ...] --out DIR
 rtrl plot RUN_DIR ... [--out FILE.png] [--log]
 """
 
@@ -24,6 +25,30 @@ def _parse_sets(items: list[str]) -> dict[str, str]:
     return overrides
 
 
+def _parse_grid(text: str) -> tuple[str, list[str]]:
+    key, sep, values = text.partition("=")
+    grid = [v.strip() for v in values.split(",") if v.strip()]
+    if not sep or not key or not grid:
+        raise ValueError(f"--grid expects key=v1,v2,..., got {text!r}")
+    return key.strip(), grid
+
+
+def _check_seeds(seeds: int) -> int:
+    if seeds < 1:
+        raise ValueError("--seeds must be at least 1")
+    return seeds
+
+
+def _budget_overrides(args) -> dict[str, str]:
+    """--set pairs plus --steps; --paper is applied after resolving (it reads the preset)."""
+    overrides = _parse_sets(args.set)
+    if args.steps is not None and args.paper:
+        raise ValueError("give either --steps or --paper, not both")
+    if args.steps is not None:
+        overrides["steps"] = str(args.steps)
+    return overrides
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rtrl", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -35,6 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--paper", action="store_true", help="the preset's long budget (paper_steps)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     run.add_argument("--out", type=Path, default=None, help="run directory (runs/PRESET)")
+    sweep = sub.add_parser("sweep", help="run presets over a grid of one key; best per preset")
+    sweep.add_argument("presets", nargs="+")
+    sweep.add_argument("--grid", required=True, metavar="KEY=V1,V2,...")
+    sweep.add_argument("--seeds", type=int, default=3)
+    sweep.add_argument("--steps", type=int, default=None, help="shorthand for --set steps=N")
+    sweep.add_argument("--paper", action="store_true", help="the presets' long budgets")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sweep.add_argument("--out", type=Path, required=True, help="sweep directory")
     plot = sub.add_parser("plot", help="learning curves of run directories")
     plot.add_argument("runs", nargs="+", type=Path)
     plot.add_argument("--out", type=Path, default=Path("runs/plot.png"))
@@ -43,23 +76,29 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "list":
+            from rtrl.experiments.compute import multiply_adds
+
+            print(f"{'preset':<22} {'MACs/step':>10}  description")
             for name in presets.preset_names():
-                print(f"{name:<22} {presets.describe(name)}")
+                macs = multiply_adds(presets.resolve(name))
+                print(f"{name:<22} {macs:>10,}  {presets.describe(name)}")
+        elif args.command == "sweep":
+            from rtrl.experiments.sweep import sweep as run_sweep
+
+            key, values = _parse_grid(args.grid)
+            best = run_sweep(args.presets, key, values, _check_seeds(args.seeds), args.out,
+                             _budget_overrides(args), paper=args.paper)  # fmt: skip
+            print((args.out / "best.md").read_text(), end="")
+            print(f"wrote {args.out / 'sweep.csv'}, {args.out / 'best.md'}" +
+                  (f", {args.out / 'best.png'}" if best else ""))  # fmt: skip
         elif args.command == "run":
             from rtrl.experiments.runner import run_prediction
 
-            if args.seeds < 1:
-                raise ValueError("--seeds must be at least 1")
-            overrides = _parse_sets(args.set)
-            if args.steps is not None and args.paper:
-                raise ValueError("give either --steps or --paper, not both")
-            if args.steps is not None:
-                overrides["steps"] = str(args.steps)
-            config = presets.resolve(args.preset, overrides)
+            config = presets.resolve(args.preset, _budget_overrides(args))
             if args.paper:
                 config["steps"] = config["paper_steps"]
             out = args.out or Path("runs") / args.preset
-            summary = run_prediction(config, args.seeds, out)
+            summary = run_prediction(config, _check_seeds(args.seeds), out)
             final = f"{summary['final_msre_mean']:.4f} ± {summary['final_msre_stderr']:.4f}"
             print(f"final MSRE {final}, lifetime {summary['lifetime_msre_mean']:.4f} ({out})")
         else:

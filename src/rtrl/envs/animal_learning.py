@@ -235,21 +235,24 @@ def noisy_patterning(**options) -> PredictionStream:
     return make_stream("noisy_patterning", config)
 
 
-def javed_trace_patterning(seed: int = 0) -> PredictionStream:
+def javed_trace_patterning(seed: int = 0, isi: int = 30) -> PredictionStream:
     """Trace patterning as in Javed et al. 2023 (the CCN paper's setting).
 
     Observation (12 values): indices 0-5 the CS pattern bits, 6 the US, 7-11 five distractors.
     Each trial shows a uniformly random 3-of-6 pattern for one step; 10 of the 20 patterns, fixed
     by ``seed``, are valid (about half the trials). On valid trials the US is a one-step pulse
-    ISI ~ U{24..36} steps after CS onset; the next trial starts ITI ~ U{80..120} steps after the
-    US time. Distractor k in 1..5 is on for one step with probability 1/(10k), independently each
-    step. gamma = 0.9.
+    ISI ~ U{isi - isi//5 .. isi + isi//5} (U{24..36} for the paper's isi = 30) steps after CS
+    onset; the next trial starts ITI ~ U{80..120} steps after the US time. Distractor k in 1..5
+    is on for one step with probability 1/(10k), independently each step. gamma = 0.9.
     """
+    if isi < 1:
+        raise ValueError(f"isi must be at least 1, got {isi}")
     every_pattern = _activation_patterns(6, math.comb(6, 3), seed=0)  # all 20, in order
     config = TrialConfig(
         num_cs=6, activation_patterns=_activation_patterns(6, 10, seed), pattern_probability=0.0,
-        other_patterns=every_pattern, isi=(24, 36), iti=(80, 120), cs_duration=1, us_duration=1,
+        other_patterns=every_pattern, isi=(isi - isi // 5, isi + isi // 5), iti=(80, 120),
+        cs_duration=1, us_duration=1,
         distractor_probabilities=tuple(1.0 / (10 * k) for k in range(1, 6)),
         distractor_duration=1, noise=0.0, us_index=6, cs_start=0, distractor_start=7, gamma=0.9,
     )  # fmt: skip
-    return make_stream(f"javed_trace_patterning[seed={seed}]", config)
+    return make_stream(f"javed_trace_patterning[seed={seed},isi={isi}]", config)

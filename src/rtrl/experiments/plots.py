@@ -26,7 +26,8 @@ def plot_runs(run_dirs: list[Path], out: Path, log_scale: bool = False) -> Path:
         seeds = table.shape[0]
         err = np.nanstd(table, axis=0, ddof=1) / np.sqrt(seeds) if seeds > 1 else 0 * mean
         record = json.loads((run_dir / "config.json").read_text())
-        label = f"{run_dir.name} ({record['config']['cell']}, {record['config']['estimator']})"
+        name = run_dir.name if "=" not in run_dir.name else f"{run_dir.parent.name} {run_dir.name}"
+        label = f"{name} ({record['config']['cell']}, {record['config']['estimator']})"
         ax.plot(steps, mean, label=label)
         ax.fill_between(steps, mean - err, mean + err, alpha=0.25)
     if log_scale:

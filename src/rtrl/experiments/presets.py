@@ -11,12 +11,19 @@ from typing import Any
 PREDICTION_DEFAULTS: dict[str, Any] = {
     "kind": "prediction",
     "stream": "trace_patterning",  # see STREAMS in runner.py
-    "isi": 10,  # Rafiee presets only
+    "isi": 10,  # mean inter-stimulus interval of the stream
     "num_distractors": 10,  # Rafiee presets only
     "cell": "columnar_lstm",
     "units": 8,
-    "estimator": "columnar_rtrl",  # columnar_rtrl | snap1 | uoro | full_rtrl | tbptt
+    "estimator": "columnar_rtrl",  # columnar_rtrl | snap1 | uoro | full_rtrl | tbptt | staged_rtrl
     "truncation": 8,  # T for tbptt
+    # staged_rtrl only (rtrl.networks.staged): `units` features of `cell` columns, grown
+    # `stage_size` at a time (0: all in one stage), a new stage every `stage_steps` steps
+    # (0: the run's steps split evenly among the stages), stage inputs normalised at this rate.
+    "stage_size": 0,
+    "stage_steps": 0,
+    "input_norm_rate": 1.0,
+    "head_step_per_feature": False,  # divide the head's update by the features in use
     "optimizer": "rmsprop_on_update",  # sgd | adam | rmsprop_on_update
     "step_size": 1e-3,
     "lambda": 0.9,
@@ -60,6 +67,47 @@ for _short, _stream in (("tc", "trace_conditioning"), ("tp", "trace_patterning")
     for _slug, (_description, _overrides) in _ARCHITECTURES.items():
         _preset(f"{_short}-{_slug}", f"{_stream}, {_description}", stream=_stream, **_overrides)
 
+# The CCN paper's trace-patterning study (Javed et al. 2023): columnar LSTM features grown in
+# stages, against dense LSTMs trained by T-BPTT. RMSProp on delta*e, lambda 0.99, gamma 0.9.
+# The paper's budget (`--paper`): 50M steps for the staged networks, 10M for T-BPTT, 30 seeds;
+# the defaults run 2M steps. `stage_steps` 0 spreads the stages over the run (K = 10M and 5M for
+# CCN and constructive at the paper's budget, as in the paper).
+_JAVED = {
+    "stream": "javed_trace_patterning",
+    "isi": 30,
+    "lambda": 0.99,
+    "optimizer": "rmsprop_on_update",
+    "step_size": 1e-3,
+    "steps": 2_000_000,
+    "paper_steps": 50_000_000,
+    "chunk": 50_000,
+    "bin_size": 10_000,
+    "final_window": 100_000,
+}
+_STAGED = {**_JAVED, "estimator": "staged_rtrl", "head_step_per_feature": True}
+# T-BPTT configurations (H units, truncation T) the paper compares against.
+TBPTT_GRID = ((13, 2), (3, 10), (5, 8), (8, 5), (10, 5), (15, 4), (20, 3), (30, 2))
+
+
+def _tbptt(units: int, truncation: int) -> dict[str, Any]:
+    return {**_JAVED, "cell": "dense_lstm", "units": units, "estimator": "tbptt",
+            "truncation": truncation, "paper_steps": 10_000_000}  # fmt: skip
+
+
+_preset("ccn-columnar", "CCN study: columnar LSTM 7:7 (7 columns, one stage), exact RTRL",
+        **_STAGED, units=7, stage_size=7)  # fmt: skip
+_preset("ccn-constructive", "CCN study: constructive LSTM 10:1:K (one feature per stage)",
+        **_STAGED, units=10, stage_size=1)  # fmt: skip
+_preset("ccn", "CCN study: columnar-constructive LSTM 20:4:K (5 stages of 4 columns)",
+        **_STAGED, units=20, stage_size=4)  # fmt: skip
+for _h, _t in TBPTT_GRID:
+    _preset(f"ccn-tbptt-{_h}-{_t}", f"CCN study: dense LSTM ({_h} units), T-BPTT T={_t}",
+            **_tbptt(_h, _t))  # fmt: skip
+# The ISI study: how both methods degrade as the interval to bridge grows (--set isi=20...80).
+_preset("isi-ccn", "ISI study: CCN 16:4:K (--set isi=20..80)", **_STAGED, units=16, stage_size=4)
+_preset("isi-tbptt", "ISI study: dense LSTM (15 units), T-BPTT T=4 (--set isi=20..80)",
+        **_tbptt(15, 4))  # fmt: skip
+
 
 def preset_names() -> list[str]:
     return sorted(_PRESETS)
@@ -87,6 +135,10 @@ def resolve(name: str, overrides: dict[str, str] | None = None) -> dict[str, Any
 def _convert(key: str, text: str, default: Any) -> Any:
     """A ``--set`` string as the type of the key's default (ints accept 1e6 but not 1.5)."""
     try:
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return text.lower() in ("true", "1")
         if isinstance(default, int):
             value = float(text)
             if value != int(value):

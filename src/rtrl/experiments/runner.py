@@ -33,8 +33,9 @@ from tqdm import tqdm
 
 from rtrl import cells
 from rtrl.envs import animal_learning
-from rtrl.gradients import make_estimator, truncated_bptt
+from rtrl.gradients import ESTIMATORS, make_estimator, truncated_bptt
 from rtrl.learners import binned_means, discounted_returns, rmsprop_on_update, td_lambda
+from rtrl.networks.staged import staged_network, staged_rtrl
 
 STREAMS = {
     "trace_conditioning": lambda c: animal_learning.trace_conditioning(
@@ -46,7 +47,7 @@ STREAMS = {
     "noisy_patterning": lambda c: animal_learning.noisy_patterning(
         num_distractors=c["num_distractors"]
     ),
-    "javed_trace_patterning": lambda c: animal_learning.javed_trace_patterning(),
+    "javed_trace_patterning": lambda c: animal_learning.javed_trace_patterning(isi=c["isi"]),
 }
 OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam, "rmsprop_on_update": rmsprop_on_update}
 
@@ -60,19 +61,40 @@ def _choice(kind: str, value: str, valid) -> None:
         raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(sorted(valid))}")
 
 
+def staged_network_of(config: dict[str, Any]):
+    """The staged network of a ``staged_rtrl`` configuration (stage sizes and steps resolved)."""
+    units = config["units"]
+    stage_size = config["stage_size"] or units
+    stages = units // stage_size if stage_size > 0 else 1
+    stage_steps = config["stage_steps"] or max(1, config["steps"] // stages)
+    return staged_network(
+        config["cell"], units, stage_size, stage_steps, input_norm_rate=config["input_norm_rate"]
+    )
+
+
+def build_estimator(config: dict[str, Any]):
+    _choice("estimator", config["estimator"], {*ESTIMATORS, "tbptt", "staged_rtrl"})
+    if config["estimator"] == "staged_rtrl":
+        return staged_rtrl(staged_network_of(config))
+    cell = cells.make_cell(config["cell"], config["units"])
+    if config["estimator"] == "tbptt":
+        return truncated_bptt(cell, config["truncation"])
+    return make_estimator(config["estimator"], cell)
+
+
 def build(config: dict[str, Any]):
     """The stream and the TD(lambda) learner a configuration describes."""
     _choice("stream", config["stream"], STREAMS)
     _choice("optimizer", config["optimizer"], OPTIMIZERS)
     stream = STREAMS[config["stream"]](config)
-    cell = cells.make_cell(config["cell"], config["units"])
-    if config["estimator"] == "tbptt":
-        estimator = truncated_bptt(cell, config["truncation"])
-    else:
-        estimator = make_estimator(config["estimator"], cell)
+    estimator = build_estimator(config)
     optimizer = OPTIMIZERS[config["optimizer"]](config["step_size"])
     return stream, td_lambda(
-        estimator, optimizer, config["lambda"], feature_norm_rate=config["feature_norm_rate"]
+        estimator,
+        optimizer,
+        config["lambda"],
+        feature_norm_rate=config["feature_norm_rate"],
+        head_step_per_feature=config["head_step_per_feature"],
     )
 
 
