@@ -1,6 +1,16 @@
-"""Composition of cells into networks: heads and normalisers (columnar, constructive and CCN
-networks build on these)."""
+"""Composition of cells into networks: staged (columnar, constructive, CCN) networks and
+running-statistics normalisers."""
 
 from rtrl.networks.normalize import NormalizerState, normalize, normalizer_init, normalizer_update
+from rtrl.networks.staged import StagedNetwork, StagedState, staged_network, staged_rtrl
 
-__all__ = ["NormalizerState", "normalize", "normalizer_init", "normalizer_update"]
+__all__ = [
+    "NormalizerState",
+    "StagedNetwork",
+    "StagedState",
+    "normalize",
+    "normalizer_init",
+    "normalizer_update",
+    "staged_network",
+    "staged_rtrl",
+]

@@ -59,10 +59,6 @@ class StagedNetwork(NamedTuple):
     def num_stages(self) -> int:
         return self.features // self.stage_size
 
-    @property
-    def features_per_unit(self) -> int:
-        return self.cell.num_features // self.features
-
 
 def _readout_is_blockwise(cell: Cell) -> bool:
     """Whether feature b*N + j of the readout depends on unit j's state only (f blocks of N)."""
