@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rtrl.cells import Cell, is_elementwise, make_cell
-from rtrl.cells.base import Params, check_input
+from rtrl.cells.base import Params, check_input, num_inputs_of
 from rtrl.gradients import columnar_rtrl
 from rtrl.gradients.base import Estimator, differentiable_step, where_reset, zero_where_reset
 from rtrl.gradients.columnar import TraceState, contract_traces, stack_per_unit
@@ -162,18 +162,27 @@ def _exposed_values(network: StagedNetwork, state) -> jax.Array:
     return jnp.concatenate([state[r] for r in network.cell.exposed])
 
 
+def _read_vector(network: StagedNetwork, state, x: jax.Array) -> jax.Array:
+    """[x_t; exposed values at t-1]: everything any stage may read."""
+    return jnp.concatenate([x, _exposed_values(network, state)])
+
+
+def _kept(network: StagedNetwork, num_inputs: int) -> np.ndarray:
+    """(M, d + E*N) bool: the entries of the read vector each stage reads."""
+    return np.concatenate([np.ones((network.num_stages, num_inputs), bool), network.reads], 1)
+
+
 def _stage_inputs(
     network: StagedNetwork, state, x: jax.Array, stats: NormalizerState | None
 ) -> jax.Array:
     """(M, d + E*N): what each stage reads, [x_t; exposed values at t-1], normalised by the stage's
     statistics (if given) and with values the stage does not read set to zero."""
-    z = jnp.concatenate([x, _exposed_values(network, state)])
+    z = _read_vector(network, state, x)
     z = jnp.broadcast_to(z, (network.num_stages,) + z.shape)
     if stats is not None:
         mean, variance = jax.lax.stop_gradient((stats.mean, stats.variance))
         z = (z - mean) / jnp.sqrt(variance)
-    keep = np.concatenate([np.ones((network.num_stages, x.shape[0]), bool), network.reads], 1)
-    return jnp.where(keep, z, 0.0)
+    return jnp.where(_kept(network, x.shape[0]), z, 0.0)
 
 
 def _full_rows(params: Params) -> dict[str, jax.Array]:
@@ -233,7 +242,7 @@ def staged_rtrl(network: StagedNetwork) -> Estimator:
 
     def init(params: Params, key: jax.Array | None = None) -> StagedState:
         state = cell.initial_state(params)
-        width = next(iter(params["inputs"].values())).shape[-1] + network.reads.shape[1]
+        width = num_inputs_of(params) + network.reads.shape[1]
         dtype = jax.tree.leaves(state)[0].dtype
         traces = stage_estimator.init(stage_params(params, jnp.int32(0))).traces
         stats = NormalizerState(
@@ -250,7 +259,9 @@ def staged_rtrl(network: StagedNetwork) -> Estimator:
         traces = zero_where_reset(reset | new_stage, est.traces)
         stats = est.input_stats
         if network.input_norm_rate < 1.0:  # static
-            raw = _stage_inputs(network, state, x, None)[stage]
+            raw = jnp.where(
+                jnp.asarray(_kept(network, x.shape[0]))[stage], _read_vector(network, state, x), 0.0
+            )
             updated = normalizer_update(
                 jax.tree.map(lambda a: a[stage], stats), raw,
                 network.input_norm_rate, network.input_norm_floor,
@@ -282,7 +293,7 @@ def staged_rtrl(network: StagedNetwork) -> Estimator:
                 jnp.zeros_like(full), part.astype(full.dtype), est.stage * size, axis=0
             )
 
-        num_inputs = next(iter(params["inputs"].values())).shape[-1]
+        num_inputs = num_inputs_of(params)
         rows = stage_grads["inputs"]
         return {
             "inputs": {n: place(w, rows[n][..., :num_inputs]) for n, w in params["inputs"].items()},
