@@ -48,14 +48,11 @@ def multiply_adds(config: dict[str, Any]) -> int:
         network = staged_network_of(config)
         stage_of = np.arange(units) // network.stage_size
         connected = network.reads[stage_of]  # (N, E*N) reads that exist
-        gates = {k: int(np.prod(w.shape[1:-1])) for k, w in shapes["inputs"].items()}
-        inputs_per_row = {k: num_inputs + connected.sum(axis=1) for k in gates}  # (N,)
-        unit_per_row = _size(shapes["unit"]) // units
-        rows = {j: sum(g * inputs_per_row[k][j] for k, g in gates.items()) + unit_per_row
-                for j in range(units)}  # fmt: skip
-        forward = sum(rows.values()) + units
-        last = [j for j in range(units) if stage_of[j] == stage_of[-1]]
-        learning = sum(rows[j] for j in last)
+        # Per feature: every gate's row over x and the reads that exist, plus private scalars.
+        gates = sum(int(np.prod(w.shape[1:-1])) for w in shapes["inputs"].values())
+        rows = gates * (num_inputs + connected.sum(axis=1)) + _size(shapes["unit"]) // units
+        forward = rows.sum() + units
+        learning = rows[stage_of == stage_of[-1]].sum()
         return int(forward + learning * (per_unit * per_unit + 2 * per_unit))
     params = _size(recurrent_params(shapes))
     forward = _size(shapes) + units  # the readout (eLSTM's gate, the LRU's C) runs too
