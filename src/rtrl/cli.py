@@ -39,6 +39,14 @@ def _check_seeds(seeds: int) -> int:
     return seeds
 
 
+def _add_budget_arguments(parser: argparse.ArgumentParser) -> None:
+    """Seeds, budget and overrides: the same options for ``run`` and ``sweep``."""
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=None, help="shorthand for --set steps=N")
+    parser.add_argument("--paper", action="store_true", help="the long budget (paper_steps)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+
+
 def _budget_overrides(args) -> dict[str, str]:
     """--set pairs plus --steps; --paper is applied after resolving (it reads the preset)."""
     overrides = _parse_sets(args.set)
@@ -55,18 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="presets with one-line descriptions")
     run = sub.add_parser("run", help="run a preset (resumes if --out holds a partial run)")
     run.add_argument("preset")
-    run.add_argument("--seeds", type=int, default=3)
-    run.add_argument("--steps", type=int, default=None, help="shorthand for --set steps=N")
-    run.add_argument("--paper", action="store_true", help="the preset's long budget (paper_steps)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    _add_budget_arguments(run)
     run.add_argument("--out", type=Path, default=None, help="run directory (runs/PRESET)")
     sweep = sub.add_parser("sweep", help="run presets over a grid of one key; best per preset")
     sweep.add_argument("presets", nargs="+")
     sweep.add_argument("--grid", required=True, metavar="KEY=V1,V2,...")
-    sweep.add_argument("--seeds", type=int, default=3)
-    sweep.add_argument("--steps", type=int, default=None, help="shorthand for --set steps=N")
-    sweep.add_argument("--paper", action="store_true", help="the presets' long budgets")
-    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    _add_budget_arguments(sweep)
     sweep.add_argument("--out", type=Path, required=True, help="sweep directory")
     plot = sub.add_parser("plot", help="learning curves of run directories")
     plot.add_argument("runs", nargs="+", type=Path)
