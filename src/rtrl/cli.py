@@ -2,13 +2,17 @@
 
 rtrl list
 rtrl run PRESET [--seeds N] [--steps N | --paper] [--set key=value ...] [--out DIR]
+         [--games Pong,Breakout | all] [--data DIR]          (Atari presets)
 rtrl sweep PRESET ... --grid key=v1,v2,... [--seeds N] [--steps N | --paper] [--set ...] --out DIR
-rtrl plot RUN_DIR ... [--out FILE.png] [--log]
+rtrl plot RUN_DIR ... [--out FILE.png] [--log]   (multi-game Atari runs: per-game bars + table)
+rtrl data check DIR                               (validate recorded Atari streams)
+rtrl data prepare --games G1,G2 | all [--data DIR] [--frame-size N]   (replay into the cache)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -45,6 +49,8 @@ def _add_budget_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="shorthand for --set steps=N")
     parser.add_argument("--paper", action="store_true", help="the long budget (paper_steps)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--data", default=None, metavar="DIR",
+                        help="recorded Atari streams (default: $RTRL_DATA or cache)")  # fmt: skip
 
 
 def _budget_overrides(args) -> dict[str, str]:
@@ -65,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("preset")
     _add_budget_arguments(run)
     run.add_argument("--out", type=Path, default=None, help="run directory (runs/PRESET)")
+    run.add_argument("--games", default=None, help="Atari presets: Pong,Breakout,... or all")
     sweep = sub.add_parser("sweep", help="run presets over a grid of one key; best per preset")
     sweep.add_argument("presets", nargs="+")
     sweep.add_argument("--grid", required=True, metavar="KEY=V1,V2,...")
@@ -74,7 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     plot.add_argument("runs", nargs="+", type=Path)
     plot.add_argument("--out", type=Path, default=Path("runs/plot.png"))
     plot.add_argument("--log", action="store_true", help="log-scale error axis")
+    data = sub.add_parser("data", help="recorded Atari streams: validate, replay into the cache")
+    data_sub = data.add_subparsers(dest="action", required=True)
+    check = data_sub.add_parser("check", help="validate every recorded stream in DIR")
+    check.add_argument("directory", type=Path)
+    prepare = data_sub.add_parser("prepare", help="replay games into the stream cache")
+    prepare.add_argument("--games", required=True, help="Pong,Breakout,... or all")
+    prepare.add_argument("--data", default=None, metavar="DIR")
+    prepare.add_argument("--frame-size", type=int, default=16)
     args = parser.parse_args(argv)
+    if getattr(args, "data", None):  # the streams' loader reads it wherever it runs
+        os.environ["RTRL_DATA"] = str(args.data)
 
     try:
         if args.command == "list":
@@ -100,17 +117,67 @@ def main(argv: list[str] | None = None) -> int:
             if args.paper:
                 config["steps"] = config["paper_steps"]
             out = args.out or Path("runs") / args.preset
-            summary = run_prediction(config, _check_seeds(args.seeds), out)
-            final = f"{summary['final_msre_mean']:.4f} ± {summary['final_msre_stderr']:.4f}"
-            print(f"final MSRE {final}, lifetime {summary['lifetime_msre_mean']:.4f} ({out})")
+            if config["stream"] == "atari":
+                from rtrl.envs.atari import parse_games
+                from rtrl.experiments.atari import run_games
+
+                games = parse_games(args.games or config["game"])
+                aggregate = run_games(config, games, _check_seeds(args.seeds), out)
+                print((out / "games.csv").read_text(), end="")
+                print(f"normalised final error over {len(games)} games: "
+                      f"{aggregate['normalised_final_mean']:.4f} ± "
+                      f"{aggregate['normalised_final_stderr']:.4f} ({out})")  # fmt: skip
+            elif args.games:
+                raise ValueError(f"--games is for Atari presets; {args.preset} is not one")
+            else:
+                summary = run_prediction(config, _check_seeds(args.seeds), out)
+                final = f"{summary['final_msre_mean']:.4f} ± {summary['final_msre_stderr']:.4f}"
+                print(f"final MSRE {final}, lifetime {summary['lifetime_msre_mean']:.4f} ({out})")
+        elif args.command == "data":
+            return _data_command(args)
+        elif all((d / "games.csv").exists() for d in args.runs):
+            from rtrl.experiments.atari import games_table, plot_games
+
+            print(games_table(args.runs), end="")
+            print(f"wrote {plot_games(args.runs, args.out)}")
         else:
             from rtrl.experiments.plots import plot_runs
 
             print(f"wrote {plot_runs(args.runs, args.out, args.log)}")
-    except (KeyError, ValueError, FileNotFoundError, RuntimeError) as error:
+    except (KeyError, ValueError, FileNotFoundError, RuntimeError, ImportError) as error:
         message = error.args[0] if isinstance(error, KeyError) else str(error)
         print(f"rtrl {args.command}: {message}", file=sys.stderr)
         return 2 if not isinstance(error, RuntimeError) else 1
+    return 0
+
+
+def _data_command(args) -> int:
+    from rtrl.envs import atari
+
+    if args.action == "check":
+        report = atari.check_directory(args.directory)
+        bad = {name: problems for name, problems in report.items() if problems}
+        for name, problems in bad.items():
+            print(f"{args.directory / name}:")
+            for problem in problems:
+                print(f"  {problem}")
+        missing = [g for g in atari.GAMES if atari.file_name(g) not in report]
+        print(f"{len(report) - len(bad)} of {len(report)} files valid"
+              + (f"; {len(missing)} benchmark games have no file" if missing else ""))  # fmt: skip
+        if bad:
+            print("Replace the files listed above with the originals.", file=sys.stderr)
+        return 1 if bad or not report else 0
+    import time
+
+    for game in atari.parse_games(args.games):
+        started = time.perf_counter()
+        recording = atari.load_recording(game, frame_size=args.frame_size, progress=True)
+        seconds = time.perf_counter() - started
+        scores = recording.episode_returns()
+        mean_score = f"{scores.mean():.1f}" if len(scores) else "-"
+        print(f"{game}: {len(recording.frames):,} frames in {seconds:.1f} s "
+              f"({len(recording.frames) / seconds:,.0f} frames/s, cached or replayed); "
+              f"{len(scores)} complete episodes, mean score {mean_score}")  # fmt: skip
     return 0
 
 

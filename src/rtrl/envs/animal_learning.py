@@ -32,6 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rtrl.envs.base import Transition
+
 
 class TrialConfig(NamedTuple):
     """Static description of a trial stream (Python numbers: changing it recompiles)."""
@@ -69,6 +71,17 @@ class PredictionStream(NamedTuple):
     gamma: float
     reset: Callable[[jax.Array], TrialState]
     step: Callable[[jax.Array, TrialState], tuple[TrialState, jax.Array, jax.Array]]
+
+    # The runner's interface, shared with recorded streams (rtrl.envs.atari): continuing
+    # streams have a constant discount, no episodes and no recorded data.
+    @property
+    def data(self) -> None:
+        return None
+
+    def transition(self, key: jax.Array, state: TrialState, data=None):
+        state, observation, cumulant = self.step(key, state)
+        discount = jnp.asarray(self.gamma, observation.dtype)
+        return state, Transition(observation, cumulant, discount, jnp.zeros((), bool))
 
 
 def _f32(p: float) -> jax.Array:

@@ -13,6 +13,11 @@ PREDICTION_DEFAULTS: dict[str, Any] = {
     "stream": "trace_patterning",  # see STREAMS in runner.py
     "isi": 10,  # mean inter-stimulus interval of the stream
     "num_distractors": 10,  # Rafiee presets only
+    # Atari prediction (stream "atari") only; the animal-learning streams fix their own discount.
+    "game": "Pong",
+    "frame_size": 16,  # screens resized to frame_size x frame_size
+    "gamma": 0.98,
+    "reset_at_episode_start": False,  # reset the recurrent state when an episode starts
     "cell": "columnar_lstm",
     "units": 8,
     "estimator": "columnar_rtrl",  # columnar_rtrl | snap1 | uoro | full_rtrl | tbptt | staged_rtrl
@@ -107,6 +112,35 @@ for _h, _t in TBPTT_GRID:
 _preset("isi-ccn", "ISI study: CCN 16:4:K (--set isi=20..80)", **_STAGED, units=16, stage_size=4)
 _preset("isi-tbptt", "ISI study: dense LSTM (15 units), T-BPTT T=4 (--set isi=20..80)",
         **_tbptt(15, 4))  # fmt: skip
+
+# The Atari prediction benchmark (Javed et al. 2023; rtrl.envs.atari): 250k-step recorded
+# streams, TD(lambda) with RMSProp on delta*e, gamma 0.98, lambda 0.99, step size 1e-4. Choose
+# the games with `rtrl run PRESET --games Pong,Breakout` (or all); each game is its own run.
+_ATARI = {
+    "stream": "atari",
+    "gamma": 0.98,
+    "lambda": 0.99,
+    "optimizer": "rmsprop_on_update",
+    "step_size": 1e-4,
+    "steps": 250_000,
+    "paper_steps": 250_000,  # the whole recorded stream
+    "chunk": 10_000,
+    "bin_size": 5_000,
+    "final_window": 50_000,
+}
+_ATARI_STAGED = {**_ATARI, "estimator": "staged_rtrl", "head_step_per_feature": True}
+_preset("atari-columnar", "Atari prediction: columnar LSTM 20:20 (one stage), exact RTRL",
+        **_ATARI_STAGED, units=20, stage_size=20)  # fmt: skip
+_preset("atari-constructive", "Atari prediction: constructive LSTM 10:1:K (one feature per stage)",
+        **_ATARI_STAGED, units=10, stage_size=1)  # fmt: skip
+_preset("atari-ccn", "Atari prediction: columnar-constructive LSTM 20:4:K (5 stages of 4)",
+        **_ATARI_STAGED, units=20, stage_size=4)  # fmt: skip
+_preset("atari-tbptt", "Atari prediction: dense LSTM (16 units), T-BPTT T=8",
+        **_ATARI, cell="dense_lstm", units=16, estimator="tbptt", truncation=8)  # fmt: skip
+_preset("atari-rtu", "Atari prediction: linear RTU (20 units), exact RTRL",
+        **_ATARI, cell="linear_rtu", units=20)  # fmt: skip
+_preset("atari-elstm", "Atari prediction: eLSTM (20 units), exact RTRL",
+        **_ATARI, cell="elstm", units=20)  # fmt: skip
 
 
 def preset_names() -> list[str]:

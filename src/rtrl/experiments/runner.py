@@ -1,8 +1,9 @@
 """The experiment runner: many seeds in one vmapped, compiled call, run in chunks.
 
-``run_prediction(config, seeds, out)`` runs online TD(lambda) prediction on an animal-learning
-stream. Each chunk is one jitted ``lax.scan`` over ``chunk`` steps for all seeds at once; Python
-runs only between chunks (progress bar, scoring, checkpoint). The run directory holds
+``run_prediction(config, seeds, out)`` runs online TD(lambda) prediction on a stream (animal
+learning, or recorded Atari play: ``rtrl.experiments.atari`` runs several games). Each chunk is
+one jitted ``lax.scan`` over ``chunk`` steps for all seeds at once; Python runs only between
+chunks (progress bar, scoring, checkpoint). The run directory holds
 
 - ``config.json``: the resolved configuration and the number of seeds;
 - ``metrics.csv``: per seed, the mean squared return error (V_t - G_t)^2 of each bin of steps;
@@ -32,7 +33,7 @@ import optax
 from tqdm import tqdm
 
 from rtrl import cells
-from rtrl.envs import animal_learning
+from rtrl.envs import animal_learning, atari
 from rtrl.gradients import ESTIMATORS, make_estimator, truncated_bptt
 from rtrl.learners import binned_means, discounted_returns, rmsprop_on_update, td_lambda
 from rtrl.networks.staged import staged_network, staged_rtrl
@@ -48,6 +49,10 @@ STREAMS = {
         num_distractors=c["num_distractors"]
     ),
     "javed_trace_patterning": lambda c: animal_learning.javed_trace_patterning(isi=c["isi"]),
+    # Recorded expert play, replayed once and cached; the directory is $RTRL_DATA (rtrl --data).
+    "atari": lambda c: atari.recorded_stream(
+        atari.load_recording(c["game"], frame_size=c["frame_size"], progress=True), c["gamma"]
+    ),
 }
 OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam, "rmsprop_on_update": rmsprop_on_update}
 
@@ -87,6 +92,12 @@ def build(config: dict[str, Any]):
     _choice("stream", config["stream"], STREAMS)
     _choice("optimizer", config["optimizer"], OPTIMIZERS)
     stream = STREAMS[config["stream"]](config)
+    length = getattr(stream, "length", None)
+    if length is not None and config["steps"] > length:
+        raise ValueError(
+            f"steps ({config['steps']}) exceeds the {length} steps of {stream.name}; "
+            f"use --steps {length} or fewer"
+        )
     estimator = build_estimator(config)
     optimizer = OPTIMIZERS[config["optimizer"]](config["step_size"])
     return stream, td_lambda(
@@ -98,29 +109,32 @@ def build(config: dict[str, Any]):
     )
 
 
-def compile_chunks(stream, learner, chunk: int):
-    """Jitted, vmapped-over-seeds ``init(keys)`` and ``run_chunk(learner_state, env_state, keys)
-    -> ((learner_state, env_state), values, cumulants)`` advancing every seed ``chunk`` steps."""
+def compile_chunks(stream, learner, chunk: int, reset_at_episode_start: bool = False):
+    """Jitted, vmapped-over-seeds ``init(keys)`` and ``run_chunk(learner_state, env_state, keys,
+    data) -> ((learner_state, env_state), values, cumulants, discounts)`` advancing every seed
+    ``chunk`` steps. ``data`` is the stream's recorded data (shared by all seeds), an argument so
+    that large recordings are not compiled in as constants."""
 
     def init(key):
         k_learner, k_env = jax.random.split(key)
         return learner.init(k_learner, stream.num_observations), stream.reset(k_env)
 
-    def run_chunk(learner_state, env_state, key):
+    def run_chunk(learner_state, env_state, key, data):
         def one_step(carry, step_key):
             learner_state, env_state = carry
-            env_state, observation, cumulant = stream.step(step_key, env_state)
+            env_state, t = stream.transition(step_key, env_state, data)
+            reset = t.episode_start if reset_at_episode_start else False
             learner_state, metrics = learner.step(
-                learner_state, observation, cumulant, stream.gamma
+                learner_state, t.observation, t.cumulant, t.discount, reset
             )
-            return (learner_state, env_state), (metrics["value"], cumulant)
+            return (learner_state, env_state), (metrics["value"], t.cumulant, t.discount)
 
-        carry, (values, cumulants) = jax.lax.scan(
+        carry, outputs = jax.lax.scan(
             one_step, (learner_state, env_state), jax.random.split(key, chunk)
         )
-        return carry, values, cumulants
+        return (carry, *outputs)
 
-    return jax.jit(jax.vmap(init)), jax.jit(jax.vmap(run_chunk))
+    return jax.jit(jax.vmap(init)), jax.jit(jax.vmap(run_chunk, in_axes=(0, 0, 0, None)))
 
 
 def _check_schedule(config: dict[str, Any]) -> None:
@@ -177,11 +191,13 @@ def run_prediction(
     root = jax.random.PRNGKey(config["seed"])
     seed_keys = jax.random.split(root, seeds)
 
-    init, run_chunk = compile_chunks(stream, learner, chunk)
+    init, run_chunk = compile_chunks(
+        stream, learner, chunk, reset_at_episode_start=config["reset_at_episode_start"]
+    )
     state = init(seed_keys)
-    # The previous chunk's (values, cumulants), kept in float32 whatever the compute precision,
-    # so that a resumed run scores exactly what an uninterrupted one does.
-    pending = (jnp.zeros((seeds, chunk), jnp.float32), jnp.zeros((seeds, chunk), jnp.float32))
+    # The previous chunk's (values, cumulants, discounts), kept in float32 whatever the compute
+    # precision, so that a resumed run scores exactly what an uninterrupted one does.
+    pending = tuple(jnp.zeros((seeds, chunk), jnp.float32) for _ in range(3))
     start_chunk, rows_written, finished = 0, 0, False
     metrics_path = out / "metrics.csv"
     if checkpoint_path.exists():
@@ -200,14 +216,13 @@ def run_prediction(
     for index in range(start_chunk, last_chunk):
         started = time.perf_counter()
         chunk_key = jax.vmap(lambda k, i=index: jax.random.fold_in(k, i))(seed_keys)
-        state, values, cumulants = run_chunk(*state, chunk_key)
+        state, values, cumulants, discounts = run_chunk(*state, chunk_key, stream.data)
         bad = ~np.isfinite(np.asarray(values)).all(axis=1)
         with np.errstate(over="ignore"):  # a diverging value may exceed float32's range
             values = np.where(np.isfinite(values), values, np.nan).astype(np.float32)
-        cumulants = np.asarray(cumulants, np.float32)
+        scored = (values, np.asarray(cumulants, np.float32), np.asarray(discounts, np.float32))
         if index > 0:  # score the previous chunk with this one as look-ahead
-            rows_written += _score(metrics_path, index - 1, pending, (values, cumulants),
-                                   gamma, config, chunk, keep=chunk)  # fmt: skip
+            rows_written += _score(metrics_path, index - 1, pending, scored, config, keep=chunk)
         if bad.any():
             bar.close()
             _summarise(out, config, seeds, status="diverged")
@@ -216,7 +231,7 @@ def run_prediction(
                 f"{np.flatnonzero(bad).tolist()}; bins scored so far are kept in {metrics_path}. "
                 "Lower step_size (--set step_size=...) and start a new run directory."
             )
-        pending = (jnp.asarray(values), jnp.asarray(cumulants))
+        pending = tuple(jnp.asarray(a) for a in scored)
         _save_tree(checkpoint_path, (state, pending), next_chunk=index + 1,
                    rows_written=rows_written, finished=False)  # fmt: skip
         bar.update(chunk)
@@ -225,20 +240,20 @@ def run_prediction(
     if last_chunk < num_chunks:
         return _summarise(out, config, seeds, status="partial")
     if not finished:  # the last chunk has no look-ahead: drop its unreliable tail
-        rows_written += _score(metrics_path, num_chunks - 1, pending, None, gamma, config,
-                               chunk, keep=chunk - tail)  # fmt: skip
+        rows_written += _score(metrics_path, num_chunks - 1, pending, None, config,
+                               keep=chunk - tail)  # fmt: skip
         _save_tree(checkpoint_path, (state, pending), next_chunk=num_chunks,
                    rows_written=rows_written, finished=True)  # fmt: skip
     return _summarise(out, config, seeds, status="complete")
 
 
-def _score(path, chunk_index, data, look_ahead, gamma, config, chunk, keep) -> int:
+def _score(path, chunk_index, data, look_ahead, config, keep) -> int:
     """Append the binned squared return errors of one chunk; returns the rows written."""
-    values, cumulants = (np.asarray(a) for a in data)
+    values, cumulants, discounts = (np.asarray(a) for a in data)
     if look_ahead is not None:
         cumulants = np.concatenate([cumulants, np.asarray(look_ahead[1])], axis=1)
-    discounts = np.full(cumulants.shape[1], gamma, np.float32)
-    returns = jax.vmap(discounted_returns, in_axes=(0, None))(jnp.asarray(cumulants), discounts)
+        discounts = np.concatenate([discounts, np.asarray(look_ahead[2])], axis=1)
+    returns = jax.vmap(discounted_returns)(jnp.asarray(cumulants), jnp.asarray(discounts))
     errors = (values[:, :keep] - np.asarray(returns)[:, :keep]) ** 2
     bins = binned_means(errors.T, config["bin_size"]).T  # (seeds, bins)
     new_file = not path.exists()
@@ -248,7 +263,7 @@ def _score(path, chunk_index, data, look_ahead, gamma, config, chunk, keep) -> i
             writer.writerow(["seed", "step", "msre"])
         for seed, row in enumerate(bins):
             for b, value in enumerate(row):
-                step = chunk_index * chunk + (b + 1) * config["bin_size"]
+                step = chunk_index * config["chunk"] + (b + 1) * config["bin_size"]
                 writer.writerow([seed, step, f"{value:.8g}"])
     return bins.size
 

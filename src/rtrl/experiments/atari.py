@@ -1,0 +1,167 @@
+"""The Atari prediction benchmark over several games: one run directory per game, then a table.
+
+``run_games(config, games, seeds, out)`` runs a preset on each game into ``out/<Game>`` (each a
+resumable run directory, see ``runner``) and writes
+
+- ``out/<Game>/returns.json``: mean and variance of that game's returns G_t over the scored steps;
+- ``out/games.csv``: per game, the final-window and lifetime squared return errors (mean and
+  standard error over seeds), and both divided by the variance of the game's returns;
+- ``out/aggregate.json``: the normalised errors averaged over games, per seed, then mean and
+  standard error over seeds (and the median over games of the seed-mean).
+
+Normalisation: an error of 1 is that of the best constant predictor (the mean return) over the
+scored steps, so games with large and small returns weigh the same in the aggregate.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from rtrl.envs import atari
+from rtrl.experiments.runner import run_prediction
+from rtrl.learners import discounted_returns
+
+
+def return_statistics(config: dict[str, Any]) -> dict[str, float]:
+    """Mean and variance of the returns of a game's stream over the steps a run scores (all but
+    the last 10 / (1 - gamma) of ``steps``)."""
+    recording = atari.load_recording(config["game"], frame_size=config["frame_size"])
+    steps = config["steps"]
+    discounts = np.where(recording.episode_starts[:steps], 0.0, config["gamma"])
+    cumulants = recording.clipped_rewards[:steps].astype(np.float64)
+    returns = np.asarray(discounted_returns(jnp.asarray(cumulants), jnp.asarray(discounts)))
+    scored = returns[: steps - math.ceil(10 / (1 - config["gamma"]))]
+    return {"mean": float(scored.mean()), "variance": float(scored.var()), "steps": len(scored)}
+
+
+def run_games(
+    config: dict[str, Any], games: list[str], seeds: int, out: Path, progress: bool = True
+) -> dict[str, Any]:
+    """Run ``config`` on each game (resuming finished or partial games); returns the aggregate."""
+    if config["stream"] != "atari":
+        raise ValueError(f"--games needs an Atari preset; this one's stream is {config['stream']}")
+    for game in games:
+        game_config = {**config, "game": game}
+        run_prediction(game_config, seeds, out / game, progress=progress)
+        returns = return_statistics(game_config)
+        (out / game / "returns.json").write_text(json.dumps(returns, indent=2))
+    return summarise_games(out)
+
+
+def _game_dirs(out: Path) -> list[Path]:
+    return sorted(
+        p.parent for p in out.glob("*/returns.json") if (p.parent / "summary.json").exists()
+    )
+
+
+def summarise_games(out: Path) -> dict[str, Any]:
+    """Write games.csv and aggregate.json for the finished games under ``out``."""
+    rows, normalised_final, normalised_lifetime = [], [], []
+    for game_dir in _game_dirs(out):
+        summary = json.loads((game_dir / "summary.json").read_text())
+        if summary["status"] != "complete":
+            continue
+        variance = json.loads((game_dir / "returns.json").read_text())["variance"]
+        scale = 1.0 / max(variance, 1e-12)  # a game without rewards has zero variance
+        final = np.asarray(summary["final_msre_per_seed"])
+        lifetime = np.asarray(summary["lifetime_msre_per_seed"])
+        normalised_final.append(final * scale)
+        normalised_lifetime.append(lifetime * scale)
+        rows.append({
+            "game": game_dir.name,
+            "final_msre": final.mean(), "final_stderr": _stderr(final),
+            "lifetime_msre": lifetime.mean(), "return_variance": variance,
+            "normalised_final": final.mean() * scale,
+            "normalised_final_stderr": _stderr(final) * scale,
+            "normalised_lifetime": lifetime.mean() * scale,
+        })  # fmt: skip
+    if not rows:
+        raise FileNotFoundError(f"{out} holds no finished game runs")
+    with open(out / "games.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({k: v if isinstance(v, str) else f"{v:.6g}" for k, v in r.items()}
+                         for r in rows)  # fmt: skip
+    per_seed_final = np.mean(normalised_final, axis=0)  # (seeds,): mean over games
+    per_seed_lifetime = np.mean(normalised_lifetime, axis=0)
+    aggregate = {
+        "games": [r["game"] for r in rows],
+        "seeds": len(per_seed_final),
+        "normalised_final_mean": float(per_seed_final.mean()),
+        "normalised_final_stderr": _stderr(per_seed_final),
+        "normalised_lifetime_mean": float(per_seed_lifetime.mean()),
+        "normalised_lifetime_stderr": _stderr(per_seed_lifetime),
+        "normalised_final_median_over_games": float(
+            np.median([r["normalised_final"] for r in rows])
+        ),
+    }
+    (out / "aggregate.json").write_text(json.dumps(aggregate, indent=2))
+    return aggregate
+
+
+def _stderr(values: np.ndarray) -> float:
+    values = np.asarray(values)
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def read_games(out: Path) -> list[dict[str, Any]]:
+    if not (out / "games.csv").exists():
+        raise FileNotFoundError(f"{out} has no games.csv; is it a multi-game Atari run?")
+    with open(out / "games.csv") as f:
+        return [
+            {k: v if k == "game" else float(v) for k, v in r.items()} for r in csv.DictReader(f)
+        ]
+
+
+def games_table(run_dirs: list[Path]) -> str:
+    """A markdown table: one row per game, the normalised final error of each run, then the
+    aggregate row (mean over games, +- standard error over seeds)."""
+    tables = {d: {r["game"]: r for r in read_games(d)} for d in run_dirs}
+    games = sorted(set().union(*(t.keys() for t in tables.values())))
+    lines = ["| game | " + " | ".join(d.name for d in run_dirs) + " |",
+             "|---|" + "---|" * len(run_dirs)]  # fmt: skip
+    for game in games:
+        rows = [tables[d].get(game) for d in run_dirs]
+        cells = ["–" if r is None else f"{r['normalised_final']:.3f} ± "
+                 f"{r['normalised_final_stderr']:.3f}" for r in rows]  # fmt: skip
+        lines.append(f"| {game} | " + " | ".join(cells) + " |")
+    aggregates = [json.loads((d / "aggregate.json").read_text()) for d in run_dirs]
+    lines.append("| **mean over games** | " + " | ".join(
+        f"**{a['normalised_final_mean']:.3f} ± {a['normalised_final_stderr']:.3f}**"
+        for a in aggregates) + " |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def plot_games(run_dirs: list[Path], out: Path) -> Path:
+    """Grouped bars: per game, each run's normalised final error (+- standard error)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tables = {d: {r["game"]: r for r in read_games(d)} for d in run_dirs}
+    games = sorted(set().union(*(t.keys() for t in tables.values())))
+    width = 0.8 / len(run_dirs)
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(games) + 2), 4.2))
+    for i, d in enumerate(run_dirs):
+        rows = [tables[d].get(g) for g in games]
+        heights = [r["normalised_final"] if r else np.nan for r in rows]
+        errors = [r["normalised_final_stderr"] if r else 0 for r in rows]
+        positions = np.arange(len(games)) + (i - (len(run_dirs) - 1) / 2) * width
+        ax.bar(positions, heights, width, yerr=errors, label=d.name, capsize=2)
+    ax.axhline(1.0, color="gray", lw=0.8, ls="--")  # the best constant predictor
+    ax.set_xticks(np.arange(len(games)), games, rotation=30, ha="right")
+    ax.set_ylabel("final squared return error / Var(G)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
