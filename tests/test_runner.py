@@ -121,5 +121,7 @@ def test_every_preset_resolves_and_builds():
     from rtrl.experiments.runner import build
 
     for name in presets.preset_names():
+        if presets.resolve(name)["stream"] == "atari":
+            continue  # needs recorded data: tests/test_atari.py builds them on a short stream
         stream, learner = build(presets.resolve(name))
         assert stream.num_observations > 0

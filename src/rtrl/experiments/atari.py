@@ -69,7 +69,7 @@ def summarise_games(out: Path) -> dict[str, Any]:
         if summary["status"] != "complete":
             continue
         variance = json.loads((game_dir / "returns.json").read_text())["variance"]
-        scale = 1.0 / max(variance, 1e-12)  # a game without rewards has zero variance
+        scale = 1.0 / variance if variance > 0 else np.nan  # no rewards: nothing to normalise by
         final = np.asarray(summary["final_msre_per_seed"])
         lifetime = np.asarray(summary["lifetime_msre_per_seed"])
         normalised_final.append(final * scale)
@@ -89,17 +89,19 @@ def summarise_games(out: Path) -> dict[str, Any]:
         writer.writeheader()
         writer.writerows({k: v if isinstance(v, str) else f"{v:.6g}" for k, v in r.items()}
                          for r in rows)  # fmt: skip
-    per_seed_final = np.mean(normalised_final, axis=0)  # (seeds,): mean over games
-    per_seed_lifetime = np.mean(normalised_lifetime, axis=0)
+    # (seeds,): mean over the games that have rewards in their scored steps
+    per_seed_final = np.nanmean(normalised_final, axis=0)
+    per_seed_lifetime = np.nanmean(normalised_lifetime, axis=0)
     aggregate = {
         "games": [r["game"] for r in rows],
+        "games_without_rewards": [r["game"] for r in rows if not r["return_variance"] > 0],
         "seeds": len(per_seed_final),
         "normalised_final_mean": float(per_seed_final.mean()),
         "normalised_final_stderr": _stderr(per_seed_final),
         "normalised_lifetime_mean": float(per_seed_lifetime.mean()),
         "normalised_lifetime_stderr": _stderr(per_seed_lifetime),
         "normalised_final_median_over_games": float(
-            np.median([r["normalised_final"] for r in rows])
+            np.nanmedian([r["normalised_final"] for r in rows])
         ),
     }
     (out / "aggregate.json").write_text(json.dumps(aggregate, indent=2))
