@@ -326,3 +326,15 @@ def test_cli_errors_for_games(data_dir, capsys, tmp_path):
     args = ["run", "atari-ccn", "--games", "Breakout", "--out", str(tmp_path / "b")]
     assert cli.main(args + [f"--set={key}={value}" for key, value in TINY.items()]) == 2
     assert "no recorded stream for Breakout" in capsys.readouterr().err
+
+
+def test_throughput_benchmark_reports_replay_and_learning(data_dir, capsys):
+    from rtrl.bench.__main__ import main
+
+    main(["atari", "--json", "--frames", "500", "--presets", "atari-rtu", "--seeds", "1,2",
+          "--chunk", "100", "--min-seconds", "0"])  # fmt: skip
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows[0]["suite"] == "atari-replay" and rows[0]["frames"] == 500
+    assert rows[0]["frames_per_s"] > 0
+    assert [(r["preset"], r["seeds"]) for r in rows[1:]] == [("atari-rtu", 1), ("atari-rtu", 2)]
+    assert all(r["steps_per_s_per_seed"] > 0 for r in rows[1:])

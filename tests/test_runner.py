@@ -86,7 +86,8 @@ def test_bad_schedule_is_a_clear_error(tmp_path):
 
 def test_cli_messages_for_bad_input(capsys, tmp_path):
     assert cli.main(["run", "nope"]) == 2
-    assert "unknown preset 'nope'; valid presets: ccn, ccn-columnar" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown preset 'nope'; valid presets: atari-ccn, atari-columnar" in err
     assert cli.main(["run", "tp-linear-rtu", "--set", "bogus=1"]) == 2
     err = capsys.readouterr().err
     assert "unknown key 'bogus'" in err and "valid keys: bin_size" in err

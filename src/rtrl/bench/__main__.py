@@ -1,12 +1,12 @@
-"""Command line of the benchmarks: ``python -m rtrl.bench {cells,estimators,loop} [--json]``."""
+"""Benchmarks: ``python -m rtrl.bench {cells,estimators,loop,atari} [--json]``."""
 
 from __future__ import annotations
 
 import argparse
 
-from rtrl.bench import cells, estimators, loop
+from rtrl.bench import atari, cells, estimators, loop
 
-SUITES = {"cells": cells, "estimators": estimators, "loop": loop}
+SUITES = {"cells": cells, "estimators": estimators, "loop": loop, "atari": atari}
 
 
 def main(argv=None) -> None:

@@ -22,19 +22,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-seconds", type=float, default=1.0, help="timing budget per row")
 
 
-def run(args: argparse.Namespace) -> list[dict]:
+def run(args: argparse.Namespace, overrides: dict[str, str] | None = None) -> list[dict]:
     rows = []
     if not args.json:
         print(f"{'preset':<20}{'cell':<16}{'estimator':<14}{'seeds':>6}"
               f"{'steps/s/seed':>14}{'total steps/s':>15}")  # fmt: skip
     for name in args.presets.split(","):
-        config = presets.resolve(name)
+        config = presets.resolve(name, overrides)
         stream, learner = build(config)
         init, run_chunk = compile_chunks(stream, learner, args.chunk)
         for seeds in [int(s) for s in args.seeds.split(",")]:
             keys = jax.random.split(jax.random.PRNGKey(0), seeds)
             state = init(keys)
-            seconds = time_per_call(lambda: run_chunk(*state, keys), args.min_seconds)
+            seconds = time_per_call(lambda: run_chunk(*state, keys, stream.data), args.min_seconds)
             row = {
                 "preset": name,
                 "cell": config["cell"],

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from rtrl.cells.base import recurrent_params
-from rtrl.experiments.runner import STREAMS, build_estimator, staged_network_of
+from rtrl.experiments.runner import build_estimator, observation_count, staged_network_of
 
 
 def _shapes(cell, num_inputs: int):
@@ -37,7 +37,7 @@ def _size(tree) -> int:
 
 def multiply_adds(config: dict[str, Any]) -> int:
     """Estimated multiply-adds per step of the configuration's network and estimator."""
-    num_inputs = STREAMS[config["stream"]](config).num_observations
+    num_inputs = observation_count(config)
     estimator = build_estimator(config)
     cell = estimator.cell
     shapes = _shapes(cell, num_inputs)

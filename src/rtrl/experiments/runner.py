@@ -54,6 +54,16 @@ STREAMS = {
         atari.load_recording(c["game"], frame_size=c["frame_size"], progress=True), c["gamma"]
     ),
 }
+
+
+def observation_count(config: dict[str, Any]) -> int:
+    """The size of a configuration's observations, without loading recorded data."""
+    _choice("stream", config["stream"], STREAMS)
+    if config["stream"] == "atari":
+        return atari.observation_size(config["frame_size"])
+    return STREAMS[config["stream"]](config).num_observations
+
+
 OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam, "rmsprop_on_update": rmsprop_on_update}
 
 
