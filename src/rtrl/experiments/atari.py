@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rtrl.envs import atari
+from rtrl.experiments.plots import new_figure, save_figure
 from rtrl.experiments.runner import run_prediction
 from rtrl.learners import discounted_returns
 
@@ -143,15 +144,10 @@ def games_table(run_dirs: list[Path]) -> str:
 
 def plot_games(run_dirs: list[Path], out: Path) -> Path:
     """Grouped bars: per game, each run's normalised final error (+- standard error)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     tables = {d: {r["game"]: r for r in read_games(d)} for d in run_dirs}
     games = sorted(set().union(*(t.keys() for t in tables.values())))
     width = 0.8 / len(run_dirs)
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(games) + 2), 4.2))
+    fig, ax = new_figure(figsize=(max(6, 1.1 * len(games) + 2), 4.2))
     for i, d in enumerate(run_dirs):
         rows = [tables[d].get(g) for g in games]
         heights = [r["normalised_final"] if r else np.nan for r in rows]
@@ -162,8 +158,4 @@ def plot_games(run_dirs: list[Path], out: Path) -> Path:
     ax.set_xticks(np.arange(len(games)), games, rotation=30, ha="right")
     ax.set_ylabel("final squared return error / Var(G)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)

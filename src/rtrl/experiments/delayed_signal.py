@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from rtrl import cells
 from rtrl.envs import delayed_signal
+from rtrl.experiments.plots import new_figure, save_figure
 from rtrl.gradients import columnar_rtrl
 from rtrl.learners import online_regression
 
@@ -126,12 +127,7 @@ def write_outputs(out: Path, curves, summary, chunk, noise):
                     writer.writerow([name, s, (b + 1) * chunk, f"{value:.6g}"])
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = new_figure()
     for name, curve in curves.items():
         steps = (np.arange(curve.shape[1]) + 1) * chunk
         mean = curve.mean(axis=0)
@@ -145,9 +141,7 @@ def write_outputs(out: Path, curves, summary, chunk, noise):
     ax.set_ylabel(f"squared error (mean of {chunk}-step bins)")
     ax.set_title("Online prediction of a delayed signal, exact RTRL")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "demo.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out / "demo.png")
 
 
 def main(argv=None):

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from rtrl import cells
 from rtrl.experiments.meta_gradient import meta_bptt_grad, meta_online_grad
+from rtrl.experiments.plots import new_figure, save_figure
 from rtrl.gradients import (
     bptt,
     columnar_rtrl,
@@ -188,12 +189,7 @@ def print_table(rows, estimator_names):
 
 
 def plot(rows, estimator_names, path: Path, meta: bool):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = new_figure(1, 2, figsize=(10, 4))
     for index, name in enumerate(estimator_names):
         # Alternate line styles: some curves coincide (columnar and SnAp-1 on coupled columns).
         style = "-" if index % 2 == 0 else "--"
@@ -214,9 +210,7 @@ def plot(rows, estimator_names, path: Path, meta: bool):
         + (" (meta-gradient through online head updates)" if meta else "")
         + ", coupled columnar LSTM"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def parse_args(argv=None):

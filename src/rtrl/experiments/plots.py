@@ -1,4 +1,4 @@
-"""Learning-curve plots of run directories."""
+"""Learning-curve plots of run directories, and the figure helpers every plot uses."""
 
 from __future__ import annotations
 
@@ -10,14 +10,30 @@ import numpy as np
 from rtrl.experiments.runner import read_metrics
 
 
-def plot_runs(run_dirs: list[Path], out: Path, log_scale: bool = False) -> Path:
-    """One line per run: mean squared return error across seeds, shaded +- standard error."""
+def new_figure(*grid: int, figsize: tuple[float, float] = (7, 4.2)):
+    """``plt.subplots(*grid)`` drawn off-screen (no display needed); matplotlib loads on use."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    return plt.subplots(*grid, figsize=figsize)
+
+
+def save_figure(fig, out: Path) -> Path:
+    """Lay out, write (creating the directory) and close a figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def plot_runs(run_dirs: list[Path], out: Path, log_scale: bool = False) -> Path:
+    """One line per run: mean squared return error across seeds, shaded +- standard error."""
+    fig, ax = new_figure()
     for run_dir in run_dirs:
         if not (run_dir / "metrics.csv").exists():
             raise FileNotFoundError(f"{run_dir} has no metrics.csv; is it a run directory?")
@@ -35,8 +51,4 @@ def plot_runs(run_dirs: list[Path], out: Path, log_scale: bool = False) -> Path:
     ax.set_xlabel("steps")
     ax.set_ylabel("mean squared return error")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
