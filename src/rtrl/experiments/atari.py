@@ -26,7 +26,7 @@ import numpy as np
 
 from rtrl.envs import atari
 from rtrl.experiments.plots import new_figure, save_figure
-from rtrl.experiments.runner import run_prediction
+from rtrl.experiments.runner import run_prediction, standard_error
 from rtrl.learners import discounted_returns
 
 
@@ -77,10 +77,10 @@ def summarise_games(out: Path) -> dict[str, Any]:
         normalised_lifetime.append(lifetime * scale)
         rows.append({
             "game": game_dir.name,
-            "final_msre": final.mean(), "final_stderr": _stderr(final),
+            "final_msre": final.mean(), "final_stderr": standard_error(final),
             "lifetime_msre": lifetime.mean(), "return_variance": variance,
             "normalised_final": final.mean() * scale,
-            "normalised_final_stderr": _stderr(final) * scale,
+            "normalised_final_stderr": standard_error(final) * scale,
             "normalised_lifetime": lifetime.mean() * scale,
         })  # fmt: skip
     if not rows:
@@ -98,20 +98,15 @@ def summarise_games(out: Path) -> dict[str, Any]:
         "games_without_rewards": [r["game"] for r in rows if not r["return_variance"] > 0],
         "seeds": len(per_seed_final),
         "normalised_final_mean": float(per_seed_final.mean()),
-        "normalised_final_stderr": _stderr(per_seed_final),
+        "normalised_final_stderr": standard_error(per_seed_final),
         "normalised_lifetime_mean": float(per_seed_lifetime.mean()),
-        "normalised_lifetime_stderr": _stderr(per_seed_lifetime),
+        "normalised_lifetime_stderr": standard_error(per_seed_lifetime),
         "normalised_final_median_over_games": float(
             np.nanmedian([r["normalised_final"] for r in rows])
         ),
     }
     (out / "aggregate.json").write_text(json.dumps(aggregate, indent=2))
     return aggregate
-
-
-def _stderr(values: np.ndarray) -> float:
-    values = np.asarray(values)
-    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
 def read_games(out: Path) -> list[dict[str, Any]]:

@@ -303,6 +303,12 @@ def read_metrics(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(steps), table
 
 
+def standard_error(per_seed) -> float:
+    """Standard error of the mean over seeds (0 for a single seed)."""
+    per_seed = np.asarray(per_seed)
+    return float(per_seed.std(ddof=1) / np.sqrt(len(per_seed))) if len(per_seed) > 1 else 0.0
+
+
 def _summarise(out: Path, config, seeds: int, status: str) -> dict[str, Any]:
     steps, table = read_metrics(out) if (out / "metrics.csv").exists() else (np.zeros(0), None)
     summary: dict[str, Any] = {
@@ -316,8 +322,6 @@ def _summarise(out: Path, config, seeds: int, status: str) -> dict[str, Any]:
         for name, per_seed in (("final", final), ("lifetime", lifetime)):
             summary[f"{name}_msre_per_seed"] = per_seed.tolist()
             summary[f"{name}_msre_mean"] = float(per_seed.mean())
-            summary[f"{name}_msre_stderr"] = (
-                float(per_seed.std(ddof=1) / np.sqrt(seeds)) if seeds > 1 else 0.0
-            )
+            summary[f"{name}_msre_stderr"] = standard_error(per_seed)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
