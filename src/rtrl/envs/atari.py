@@ -248,6 +248,10 @@ class Recording(NamedTuple):
     def episode_starts(self) -> np.ndarray:
         return self.actions < 0
 
+    def discounts(self, gamma: float) -> np.ndarray:
+        """Discount of the transition into each step: 0 where an episode starts, else gamma."""
+        return np.where(self.episode_starts, 0.0, gamma)
+
     @property
     def clipped_rewards(self) -> np.ndarray:
         return np.sign(self.rewards).astype(np.int8)
@@ -375,6 +379,8 @@ def recorded_stream(recording: Recording, gamma: float = 0.98) -> RecordedStream
         "frames": jnp.asarray(recording.frames.reshape(len(recording.frames), -1)),
         "actions": jnp.asarray(recording.actions),
         "rewards": jnp.asarray(recording.clipped_rewards),
+        "discounts": jnp.asarray(recording.discounts(gamma)),
+        "episode_starts": jnp.asarray(recording.episode_starts),
     }
     num_observations = observation_size(recording.frames.shape[1])
 
@@ -390,9 +396,10 @@ def recorded_stream(recording: Recording, gamma: float = 0.98) -> RecordedStream
         observation = jnp.concatenate(
             [frame, jax.nn.one_hot(action, NUM_ACTION_SLOTS), reward[None]]
         )  # one_hot(-1) is all zero: no action on a reset
-        start = action < 0
-        discount = jnp.where(start, 0.0, gamma)
-        return index + 1, Transition(observation, reward, discount, start)
+        transition = Transition(
+            observation, reward, data["discounts"][index], data["episode_starts"][index]
+        )
+        return index + 1, transition
 
     return RecordedStream(
         f"atari[{recording.game}]", num_observations, gamma, len(recording.frames), data, reset,

@@ -35,7 +35,7 @@ def return_statistics(config: dict[str, Any]) -> dict[str, float]:
     the last 10 / (1 - gamma) of ``steps``)."""
     recording = atari.load_recording(config["game"], frame_size=config["frame_size"])
     steps = config["steps"]
-    discounts = np.where(recording.episode_starts[:steps], 0.0, config["gamma"])
+    discounts = recording.discounts(config["gamma"])[:steps]
     cumulants = recording.clipped_rewards[:steps].astype(np.float64)
     returns = np.asarray(discounted_returns(jnp.asarray(cumulants), jnp.asarray(discounts)))
     scored = returns[: steps - math.ceil(10 / (1 - config["gamma"]))]
