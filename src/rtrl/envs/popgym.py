@@ -1,0 +1,198 @@
+"""POPGym-style memory tasks (Morad et al. 2023) in JAX, with POPGym's rules and difficulty levels.
+
+Every task deals from ``num_decks`` shuffled 52-card decks (card c has rank c % 13, suit
+(c // 13) % 4 and colour suit // 2) and scales its rewards so that a perfect episode returns 1 and
+an always-wrong one -1. Observations are one-hot codes. An episode's step t reads observation
+o_t, takes action a_t and gets r_{t+1}:
+
+- RepeatFirst(D): o_t = suit of card t; a_t must be the suit of card 0; +-1/(N-1) each step.
+  Easy/Medium/Hard: D = 1/8/16.
+- RepeatPrevious(D, k): o_t = suit of card t; from step k-1 on, a_t must be the suit of card
+  t+1-k (the card shown k observations before the next one); +-1/(N-k). (1, 4)/(2, 32)/(3, 64).
+- CountRecall(D, kind): o_t = (kind of value card t, kind of query card t) from two decks; a_t
+  must be how many value cards 0..t share the query card's kind; +-1/(N-1).
+  (1, colours)/(2, suits)/(4, ranks).
+- Autoencode(D): watch phase: o_t = (1, suit of card t) for t < N-1; at t = N-1 the flag turns
+  0 (play) with the last card shown; then a_t must give the cards' suits in reverse order, card
+  N-1 first; +-1/N per answer. 2N-1 steps.
+- HigherLower(D): o_t = rank of card t; a_t = 0 guesses that card t+1 ranks higher, 1 lower;
+  +1/N right, -1/N wrong, 0 on equal ranks.
+
+with N = 52 D cards; every episode but Autoencode's lasts N-1 steps.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from rtrl.envs.control import ControlEnv
+from rtrl.spaces import Discrete
+
+DECK_SIZE = 52
+LEVELS = ("easy", "medium", "hard")
+
+
+def rank(card: jax.Array) -> jax.Array:
+    return card % 13
+
+
+def suit(card: jax.Array) -> jax.Array:
+    return (card // 13) % 4
+
+
+def colour(card: jax.Array) -> jax.Array:
+    return suit(card) // 2
+
+
+KINDS = {"colors": (colour, 2), "suits": (suit, 4), "ranks": (rank, 13)}
+
+
+class CardState(NamedTuple):
+    deck: jax.Array  # (N,) cards in dealing order
+    second_deck: jax.Array  # (N,) CountRecall's query cards (else unused)
+    t: jax.Array  # steps taken in this episode
+
+
+def card_game(
+    name: str,
+    num_cards: int,
+    length: int,
+    observation_size: int,
+    num_actions: int,
+    observe: Callable[[CardState], jax.Array],
+    reward: Callable[[CardState, jax.Array], jax.Array],
+) -> ControlEnv:
+    """An episodic task over shuffled cards: ``observe(state)`` is o_t and ``reward(state, a)`` is
+    r_{t+1} at step ``state.t``; the episode ends after ``length`` steps."""
+
+    def reset(key):
+        k1, k2 = jax.random.split(key)
+        state = CardState(
+            jax.random.permutation(k1, num_cards),
+            jax.random.permutation(k2, num_cards),
+            jnp.zeros((), jnp.int32),
+        )
+        return state, observe(state)
+
+    def step(key, state, action):
+        r = reward(state, action)
+        state = state._replace(t=state.t + 1)
+        return state, observe(state), r, state.t >= length, {}
+
+    return ControlEnv(name, observation_size, Discrete(num_actions), reset, step)
+
+
+def _plus_minus(correct: jax.Array, scale: float) -> jax.Array:
+    return jnp.where(correct, scale, -scale)
+
+
+def _one_hot(index: jax.Array, size: int) -> jax.Array:
+    return jax.nn.one_hot(index, size)
+
+
+def repeat_first(num_decks: int = 1) -> ControlEnv:
+    n = DECK_SIZE * num_decks
+
+    def observe(s):
+        return _one_hot(suit(s.deck[s.t]), 4)
+
+    def reward(s, action):
+        return _plus_minus(action == suit(s.deck[0]), 1.0 / (n - 1))
+
+    return card_game(f"repeat_first-{num_decks}", n, n - 1, 4, 4, observe, reward)
+
+
+def repeat_previous(num_decks: int = 1, k: int = 4) -> ControlEnv:
+    n = DECK_SIZE * num_decks
+    if not 0 < k < n:
+        raise ValueError(f"repeat_previous needs 0 < k < {n} (the cards in {num_decks} decks)")
+
+    def observe(s):
+        return _one_hot(suit(s.deck[s.t]), 4)
+
+    def reward(s, action):
+        target = suit(s.deck[jnp.maximum(s.t + 1 - k, 0)])
+        return jnp.where(s.t + 1 >= k, _plus_minus(action == target, 1.0 / (n - k)), 0.0)
+
+    return card_game(f"repeat_previous-{num_decks}-{k}", n, n - 1, 4, 4, observe, reward)
+
+
+def count_recall(num_decks: int = 1, kind: str = "colors") -> ControlEnv:
+    if kind not in KINDS:
+        raise ValueError(f"unknown card kind {kind!r}; choose one of {sorted(KINDS)}")
+    kind_of, distinct = KINDS[kind]
+    n = DECK_SIZE * num_decks
+    max_count = n // distinct
+
+    def observe(s):
+        value, query = kind_of(s.deck[s.t]), kind_of(s.second_deck[s.t])
+        return jnp.concatenate([_one_hot(value, distinct), _one_hot(query, distinct)])
+
+    def reward(s, action):
+        dealt = jnp.arange(n) <= s.t
+        query = kind_of(s.second_deck[s.t])
+        count = jnp.sum(dealt & (kind_of(s.deck) == query))
+        return _plus_minus(action == count, 1.0 / (n - 1))
+
+    size = 2 * distinct
+    return card_game(
+        f"count_recall-{num_decks}-{kind}", n, n - 1, size, max_count + 1, observe, reward
+    )
+
+
+def autoencode(num_decks: int = 1) -> ControlEnv:
+    n = DECK_SIZE * num_decks
+
+    def observe(s):
+        watching = s.t < n - 1
+        shown = s.t <= n - 1  # the last card is still shown as play begins
+        card = _one_hot(suit(s.deck[jnp.minimum(s.t, n - 1)]), 4) * shown
+        return jnp.concatenate([watching[None].astype(card.dtype), card])
+
+    def reward(s, action):
+        answer = s.t - (n - 1)  # index of the answer in the play phase
+        target = suit(s.deck[jnp.clip(n - 1 - answer, 0, n - 1)])
+        return jnp.where(answer >= 0, _plus_minus(action == target, 1.0 / n), 0.0)
+
+    return card_game(f"autoencode-{num_decks}", n, 2 * n - 1, 5, 4, observe, reward)
+
+
+def higher_lower(num_decks: int = 1) -> ControlEnv:
+    n = DECK_SIZE * num_decks
+
+    def observe(s):
+        return _one_hot(rank(s.deck[s.t]), 13)
+
+    def reward(s, action):
+        current, following = rank(s.deck[s.t]), rank(s.deck[s.t + 1])
+        right = (following > current) == (action == 0)
+        return jnp.where(following == current, 0.0, _plus_minus(right, 1.0 / n))
+
+    return card_game(f"higher_lower-{num_decks}", n, n - 1, 13, 2, observe, reward)
+
+
+# POPGym's Easy/Medium/Hard settings.
+TASKS: dict[str, Callable[[], ControlEnv]] = {}
+for _level, _rf, _rp, _cr, _ae, _hl in zip(
+    LEVELS,
+    (1, 8, 16),
+    ((1, 4), (2, 32), (3, 64)),
+    ((1, "colors"), (2, "suits"), (4, "ranks")),
+    (1, 2, 3),
+    (1, 2, 3),
+):
+    TASKS[f"repeat_first-{_level}"] = lambda d=_rf: repeat_first(d)
+    TASKS[f"repeat_previous-{_level}"] = lambda a=_rp: repeat_previous(*a)
+    TASKS[f"count_recall-{_level}"] = lambda a=_cr: count_recall(*a)
+    TASKS[f"autoencode-{_level}"] = lambda d=_ae: autoencode(d)
+    TASKS[f"higher_lower-{_level}"] = lambda d=_hl: higher_lower(d)
+
+
+def popgym_task(name: str) -> ControlEnv:
+    """A task by name, e.g. ``popgym_task("repeat_previous-easy")``."""
+    if name not in TASKS:
+        raise ValueError(f"unknown POPGym task {name!r}; choose one of {sorted(TASKS)}")
+    return TASKS[name]()._replace(name=name)

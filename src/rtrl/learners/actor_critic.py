@@ -1,0 +1,156 @@
+"""Real-time actor-critic: one update per step, eligibility traces for actor and critic.
+
+At each step the agent reads x_{t+1} with r_{t+1} and ``done`` (x_{t+1} starts a new episode, so
+gamma_{t+1} = 0 and the recurrent state and traces restart before reading it), then::
+
+    h_{t+1}, V_{t+1}, pi(.|h_{t+1})        with the current parameters; a_{t+1} ~ pi
+    delta_t = r_{t+1} + gamma_{t+1} V_{t+1} - V_t
+    theta  <- theta + critic_opt(delta_t e^v_t) + actor_opt(delta_t e^pi_t + beta grad H(pi_{t+1}))
+    e^v_{t+1}  = gamma_{t+1} lambda e^v_t  + grad V_{t+1}
+    e^pi_{t+1} = gamma_{t+1} lambda e^pi_t + grad log pi(a_{t+1} | h_{t+1})
+
+(the same ordering as ``rtrl.learners.td``; the entropy bonus is applied directly, not through
+the trace). Which parameter gets which gradient: the recurrent trunk's parameters get the
+estimator's credit through time (exact RTRL with ``columnar_rtrl`` on an element-wise cell), the
+trunk's readout and the actor and critic heads get exact per-step gradients. The trunk is shared
+by actor and critic, or each has its own (``shared_trunk=False``).
+
+The step is one pure function of (state, key, observation, reward, done), so the same learner
+runs inside a compiled ``lax.scan`` with a JAX environment or from a host loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from rtrl.gradients.base import Estimator
+from rtrl.learners.policies import (
+    distribution_for,
+    mlp_apply,
+    mlp_init,
+    policy_output,
+    policy_params,
+)
+from rtrl.spaces import ActionSpace
+
+
+class ACState(NamedTuple):
+    params: Any  # {"trunk" | "actor_trunk","critic_trunk", "actor", "critic", ["log_std"]}
+    opt_state: Any  # (actor optimiser state, critic optimiser state)
+    est_state: Any  # the trunk's estimator state (a pair without a shared trunk)
+    critic_trace: Any  # e^v, structure of params
+    actor_trace: Any  # e^pi
+    value: jax.Array  # V of the last observation
+    started: jax.Array  # False before the first observation (no TD error yet)
+
+
+class ActorCritic(NamedTuple):
+    init: Any  # (key, observation_size) -> ACState
+    step: Any  # (state, key, observation, reward, done) -> (state, action, metrics)
+
+
+def actor_critic(
+    estimator: Estimator,
+    action_space: ActionSpace,
+    actor_optimizer: optax.GradientTransformation,
+    critic_optimizer: optax.GradientTransformation,
+    gamma: float = 0.99,
+    lambda_: float = 0.9,
+    entropy_coef: float = 0.0,
+    shared_trunk: bool = True,
+    head_hidden: int = 0,
+) -> ActorCritic:
+    """Real-time actor-critic on any estimator's trunk (see the module docstring).
+
+    ``head_hidden`` > 0 puts a tanh layer of that width in each head (else linear heads).
+    """
+    if estimator.trainable is not None:
+        raise ValueError("actor-critic trains every trunk parameter; staged networks are for TD")
+    cell = estimator.cell
+    dist = distribution_for(action_space)
+    trunks = ("trunk",) if shared_trunk else ("actor_trunk", "critic_trunk")
+
+    def head_sizes(out: int) -> list[int]:
+        hidden = [head_hidden] if head_hidden else []
+        return [cell.num_features, *hidden, out]
+
+    def init(key: jax.Array, observation_size: int) -> ACState:
+        keys = jax.random.split(key, 4)
+        params = {name: cell.init(k, observation_size) for name, k in zip(trunks, keys)}
+        params["actor"] = mlp_init(keys[2], head_sizes(dist.output_size), last_scale=0.01)
+        params["critic"] = mlp_init(keys[3], head_sizes(1))
+        params.update(policy_params(action_space, params["critic"][0]["w"].dtype))
+        est_state = tuple(estimator.init(params[name]) for name in trunks)
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        dtype = params["critic"][0]["w"].dtype
+        return ACState(
+            params,
+            (actor_optimizer.init(params), critic_optimizer.init(params)),
+            est_state if not shared_trunk else est_state[0],
+            zeros,
+            zeros,
+            jnp.zeros((), dtype),
+            jnp.zeros((), bool),
+        )
+
+    def forward(params, est_state, observation, reset):
+        states = (est_state,) if shared_trunk else est_state
+        features, new_states = [], []
+        for name, s in zip(trunks, states):
+            f, s = estimator.step(params[name], s, observation, reset)
+            features.append(f)
+            new_states.append(s)
+        actor_features, critic_features = features[0], features[-1]
+        value = mlp_apply(params["critic"], critic_features)[0]
+        output = policy_output(action_space, mlp_apply(params["actor"], actor_features), params)
+        new_est_state = new_states[0] if shared_trunk else tuple(new_states)
+        return (value, output), new_est_state
+
+    def step(state: ACState, key: jax.Array, observation, reward, done):
+        done = jnp.asarray(done, bool)
+        (value, output), pullback, est_state = jax.vjp(
+            lambda p: forward(p, state.est_state, observation, done), state.params, has_aux=True
+        )
+        action = dist.sample(key, output)
+        no_value = jnp.zeros_like(value)
+        (value_grad,) = pullback((jnp.ones_like(value), jnp.zeros_like(output)))
+        (log_prob_grad,) = pullback((no_value, jax.grad(dist.log_prob)(output, action)))
+        (entropy_grad,) = pullback((no_value, jax.grad(dist.entropy)(output)))
+
+        discount = gamma * (1.0 - done.astype(value.dtype))
+        delta = jnp.where(state.started, reward + discount * value - state.value, 0.0)
+        critic_direction = jax.tree.map(lambda e: -delta * e, state.critic_trace)
+        actor_direction = jax.tree.map(
+            lambda e, h: -(delta * e + entropy_coef * h), state.actor_trace, entropy_grad
+        )
+        actor_updates, actor_opt = actor_optimizer.update(
+            actor_direction, state.opt_state[0], state.params
+        )
+        critic_updates, critic_opt = critic_optimizer.update(
+            critic_direction, state.opt_state[1], state.params
+        )
+        params = optax.apply_updates(
+            state.params, jax.tree.map(jnp.add, actor_updates, critic_updates)
+        )
+        decay = discount * lambda_ * state.started
+
+        def decayed_plus(trace, grad):
+            return jax.tree.map(lambda e, g: decay * e + g, trace, grad)
+
+        new_state = ACState(
+            params,
+            (actor_opt, critic_opt),
+            est_state,
+            decayed_plus(state.critic_trace, value_grad),
+            decayed_plus(state.actor_trace, log_prob_grad),
+            value,
+            jnp.ones((), bool),
+        )
+        metrics = {"value": value, "td_error": delta, "entropy": dist.entropy(output)}
+        return new_state, action, metrics
+
+    return ActorCritic(init, step)
