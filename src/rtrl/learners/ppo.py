@@ -125,6 +125,7 @@ class PPO(NamedTuple):
     iteration: Callable[[PPOState], tuple[PPOState, dict]]  # one rollout and its update
     agent_step: Callable  # (params, carry, observation, reset) -> (output, value, carry)
     collect: Callable  # (params, envs, key) -> (envs, Rollout, last values)
+    recompute_carries: Callable  # (params, rollout) -> pre-step carries re-scanned with params
     evaluate: Callable  # (params, batch) -> (log_probs, entropies, values)
     loss: Callable  # (params, batch, advantages, returns) -> (loss, metrics)
     update: Callable  # (params, opt_state, rollout, last_values, key) -> (params, opt_state, m)
@@ -361,4 +362,4 @@ def ppo(env, trunk: Trunk, config: PPOConfig = PPOConfig()) -> PPO:
         }
         return PPOState(params, opt_state, envs, key), metrics
 
-    return PPO(init, iteration, agent_step, collect, evaluate, loss, update)
+    return PPO(init, iteration, agent_step, collect, recompute_carries, evaluate, loss, update)
