@@ -4,7 +4,8 @@ rtrl list
 rtrl run PRESET [--seeds N] [--steps N | --paper] [--set key=value ...] [--out DIR]
          [--games Pong,Breakout | all] [--data DIR]          (Atari presets)
 rtrl sweep PRESET ... --grid key=v1,v2,... [--seeds N] [--steps N | --paper] [--set ...] --out DIR
-rtrl plot RUN_DIR ... [--out FILE.png] [--log]   (multi-game Atari runs: per-game bars + table)
+rtrl plot RUN_DIR ... [--out FILE.png] [--log]   (multi-game Atari runs: per-game bars + table;
+                                                  control runs: returns, [--smooth N])
 rtrl data check DIR                               (validate recorded Atari streams)
 rtrl data prepare --games G1,G2 | all [--data DIR] [--frame-size N]   (replay into the cache)
 """
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     plot.add_argument("runs", nargs="+", type=Path)
     plot.add_argument("--out", type=Path, default=Path("runs/plot.png"))
     plot.add_argument("--log", action="store_true", help="log-scale error axis")
+    plot.add_argument("--smooth", type=int, default=1, help="control runs: moving-average points")
     data = sub.add_parser("data", help="recorded Atari streams: validate, replay into the cache")
     data_sub = data.add_subparsers(dest="action", required=True)
     check = data_sub.add_parser("check", help="validate every recorded stream in DIR")
@@ -97,10 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             from rtrl.experiments.compute import multiply_adds
 
-            print(f"{'preset':<22} {'MACs/step':>10}  description")
+            print(f"{'preset':<32} {'MACs/step':>10}  description")
             for name in presets.preset_names():
-                macs = multiply_adds(presets.resolve(name))
-                print(f"{name:<22} {macs:>10,}  {presets.describe(name)}")
+                config = presets.resolve(name)
+                macs = f"{multiply_adds(config):,}" if config["kind"] == "prediction" else "-"
+                print(f"{name:<32} {macs:>10}  {presets.describe(name)}")
         elif args.command == "sweep":
             from rtrl.experiments.sweep import sweep as run_sweep
 
@@ -117,7 +120,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.paper:
                 config["steps"] = config["paper_steps"]
             out = args.out or Path("runs") / args.preset
-            if config["stream"] == "atari":
+            if config["kind"] == "control":
+                from rtrl.experiments.control import run_control
+
+                summary = run_control(config, _check_seeds(args.seeds), out)
+                print(f"final return {summary['final_return_mean']:.4f} ± "
+                      f"{summary['final_return_stderr']:.4f} ({out})")  # fmt: skip
+            elif config["stream"] == "atari":
                 from rtrl.envs.atari import parse_games
                 from rtrl.experiments.atari import run_games
 
@@ -135,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"final MSRE {final}, lifetime {summary['lifetime_msre_mean']:.4f} ({out})")
         elif args.command == "data":
             return _data_command(args)
+        elif all((d / "curve.csv").exists() for d in args.runs):
+            from rtrl.experiments.control import plot_control_runs
+
+            print(f"wrote {plot_control_runs(args.runs, args.out, args.smooth)}")
         elif all((d / "games.csv").exists() for d in args.runs):
             from rtrl.experiments.atari import games_table, plot_games
 

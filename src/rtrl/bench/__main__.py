@@ -1,12 +1,13 @@
-"""Benchmarks: ``python -m rtrl.bench {cells,estimators,loop,atari} [--json]``."""
+"""Benchmarks: ``python -m rtrl.bench {cells,estimators,loop,atari,control} [--json]``."""
 
 from __future__ import annotations
 
 import argparse
 
-from rtrl.bench import atari, cells, estimators, loop
+from rtrl.bench import atari, cells, control, estimators, loop
 
-SUITES = {"cells": cells, "estimators": estimators, "loop": loop, "atari": atari}
+SUITES = {"cells": cells, "estimators": estimators, "loop": loop, "atari": atari,
+          "control": control}  # fmt: skip
 
 
 def main(argv=None) -> None:

@@ -1,7 +1,7 @@
 """Named experiment presets: one per paper setting, each a flat configuration dictionary.
 
 Every value can be overridden from the command line with ``--set key=value``; the keys and types
-of a preset are those of ``PREDICTION_DEFAULTS``.
+of a preset are those of ``PREDICTION_DEFAULTS`` (prediction) or ``CONTROL_DEFAULTS`` (control).
 """
 
 from __future__ import annotations
@@ -141,6 +141,94 @@ _preset("atari-rtu", "Atari prediction: linear RTU (20 units), exact RTRL",
         **_ATARI, cell="linear_rtu", units=20)  # fmt: skip
 _preset("atari-elstm", "Atari prediction: eLSTM (20 units), exact RTRL",
         **_ATARI, cell="elstm", units=20)  # fmt: skip
+
+
+# Online control (RTU paper's study, Elelimy et al. 2024). PPO defaults are the reference
+# hyperparameters (Ant-P): MLP(64) -> trunk -> actor/critic MLP(64), tanh.
+CONTROL_DEFAULTS: dict[str, Any] = {
+    "kind": "control",
+    "learner": "ppo",  # ppo | actor_critic
+    "env": "halfcheetah-p",  # see rtrl.envs.registry.control_env_names()
+    "mujoco_backend": "spring",  # Brax backend: spring | positional | generalized | mjx
+    "normalize_obs": True,
+    "scale_reward": True,
+    "cell": "linear_rtu",
+    "units": 192,
+    "estimator": "columnar_rtrl",  # an online estimator, or bptt (recurrent PPO baseline)
+    "gamma": 0.99,
+    # PPO (rtrl.learners.ppo.PPOConfig)
+    "gae_lambda": 0.95,
+    "rollout_length": 2048,
+    "num_envs": 1,
+    "epochs": 4,
+    "minibatches": 32,
+    "clip": 0.2,
+    "value_clip": 0.2,
+    "value_coef": 0.5,
+    "entropy_coef": 0.0,
+    "max_grad_norm": 0.5,
+    "learning_rate": 1e-4,
+    "adam_eps": 1e-5,
+    "normalize_advantages": True,
+    "hidden": 64,
+    "traces": "stale",  # RTRL trunks: stale | fresh
+    "sequence_length": 64,  # BPTT trunks
+    # real-time actor-critic
+    "lambda": 0.9,
+    "actor_step_size": 1e-3,
+    "critic_step_size": 1e-3,
+    "shared_trunk": True,
+    "steps": 500_000,
+    "paper_steps": 5_000_000,
+    "chunk": 20_480,  # environment steps per compiled call (whole PPO iterations)
+    "bin_size": 5_000,  # actor-critic: steps per point of the curve (PPO: one per iteration)
+    "final_fraction": 0.1,  # the last 10% of the curve is the final return
+    "seed": 0,
+}
+
+
+def _control_preset(name: str, description: str, **overrides: Any) -> None:
+    unknown = set(overrides) - set(CONTROL_DEFAULTS)
+    assert not unknown, f"preset {name} sets unknown keys {unknown}"
+    _PRESETS[name] = (description, {**CONTROL_DEFAULTS, **overrides})
+
+
+# Trunks with a matched recurrent-parameter budget of about 24k (64 inputs from the encoder).
+CONTROL_TRUNKS = {
+    "rtu": ("linear RTU 192, RTRL", {"cell": "linear_rtu", "units": 192}),  # 24,960
+    "nonlinear-rtu": ("nonlinear RTU 192, RTRL", {"cell": "nonlinear_rtu", "units": 192}),
+    "lru": ("online LRU 180, RTRL", {"cell": "online_lru", "units": 180}),  # 23,580
+    "gru-bptt": ("GRU 64, BPTT", {"cell": "dense_gru", "units": 64, "estimator": "bptt"}),
+    "lru-bptt": ("LRU 180, BPTT", {"cell": "online_lru", "units": 180, "estimator": "bptt"}),
+}
+_MUJOCO_ENVS = [f"{task}-{obs}" for task in ("ant", "halfcheetah", "hopper", "walker2d")
+                for obs in ("p", "v")]  # fmt: skip
+_POPGYM_ENVS = [f"{task}-{level}" for task in ("repeat_first", "repeat_previous", "count_recall",
+                "autoencode", "higher_lower") for level in ("easy", "medium", "hard")]  # fmt: skip
+# POPGym: one-hot observations and returns in [-1, 1], so no normalisation; 8 parallel games.
+_POPGYM = {"normalize_obs": False, "scale_reward": False, "num_envs": 8, "rollout_length": 256,
+           "learning_rate": 3e-4, "entropy_coef": 0.01}  # fmt: skip
+for _trunk, (_what, _trunk_config) in CONTROL_TRUNKS.items():
+    for _env in _MUJOCO_ENVS:
+        _control_preset(f"ppo-{_trunk}-{_env}", f"PPO on {_env.upper()} (Brax): {_what}",
+                        env=_env, **_trunk_config)  # fmt: skip
+    for _env in _POPGYM_ENVS:
+        _control_preset(f"ppo-{_trunk}-{_env}", f"PPO on POPGym {_env}: {_what}",
+                        env=_env, **_trunk_config, **_POPGYM)  # fmt: skip
+    _control_preset(f"ppo-{_trunk}-cartpole-p", f"PPO on CartPole-P: {_what}", env="cartpole-p",
+                    **_trunk_config, num_envs=4, rollout_length=512, learning_rate=3e-4,
+                    minibatches=8, hidden=32, steps=200_000)  # fmt: skip
+_AC = {"learner": "actor_critic", "units": 32, "hidden": 0, "steps": 200_000, "chunk": 50_000}
+_control_preset("ac-rtu-cartpole-p", "real-time actor-critic on CartPole-P: linear RTU 32, RTRL",
+                env="cartpole-p", cell="linear_rtu", **_AC)  # fmt: skip
+_control_preset("ac-rtu-halfcheetah-p",
+                "real-time actor-critic on HALFCHEETAH-P (Brax): linear RTU 32, RTRL",
+                env="halfcheetah-p", cell="linear_rtu", **{**_AC, "steps": 1_000_000},
+                actor_step_size=1e-4, critic_step_size=1e-4)  # fmt: skip
+_control_preset("ac-rtu-repeat_previous-easy",
+                "real-time actor-critic on POPGym repeat_previous-easy: linear RTU 32, RTRL",
+                env="repeat_previous-easy", cell="linear_rtu", **_AC, normalize_obs=False,
+                scale_reward=False, entropy_coef=0.01)  # fmt: skip
 
 
 def preset_names() -> list[str]:

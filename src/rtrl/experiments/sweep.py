@@ -39,6 +39,8 @@ def sweep(
     for name in names:  # validate everything before running anything
         for value in values:
             config = presets.resolve(name, {**(overrides or {}), key: value})
+            if config["kind"] != "prediction":
+                raise ValueError(f"sweeps are for prediction presets; {name} is a control preset")
             if paper:
                 config["steps"] = config["paper_steps"]
             configs[name, value] = config

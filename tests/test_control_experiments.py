@@ -1,0 +1,111 @@
+"""Control presets, the control runner and its command line, and the control benchmark."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from rtrl.cells import count_params, make_cell, recurrent_params
+from rtrl.cli import main
+from rtrl.experiments import presets
+from rtrl.experiments.control import read_curve, run_control
+
+TINY_PPO = {"rollout_length": "32", "num_envs": "2", "minibatches": "2", "hidden": "8",
+            "units": "4", "chunk": "128", "epochs": "1"}  # fmt: skip
+
+
+def control_presets():
+    return [n for n in presets.preset_names() if presets.resolve(n)["kind"] == "control"]
+
+
+def test_control_presets_cover_the_study_with_matched_recurrent_budgets():
+    names = control_presets()
+    for trunk in presets.CONTROL_TRUNKS:
+        for task in ("ant", "halfcheetah", "hopper", "walker2d"):
+            for observed in ("p", "v"):
+                assert f"ppo-{trunk}-{task}-{observed}" in names
+        for task in ("repeat_first", "repeat_previous", "count_recall", "autoencode",
+                     "higher_lower"):  # fmt: skip
+            assert f"ppo-{trunk}-{task}-hard" in names
+        config = presets.resolve(f"ppo-{trunk}-halfcheetah-p")
+        cell = make_cell(config["cell"], config["units"])
+        budget = count_params(recurrent_params(cell.init(jax.random.PRNGKey(0), 64)))
+        assert 23_000 <= budget <= 25_500, (trunk, budget)
+
+
+def test_mujoco_presets_use_the_reference_hyperparameters():
+    config = presets.resolve("ppo-rtu-ant-p")
+    expected = {"gamma": 0.99, "gae_lambda": 0.95, "rollout_length": 2048, "epochs": 4,
+                "minibatches": 32, "clip": 0.2, "value_coef": 0.5, "entropy_coef": 0.0,
+                "max_grad_norm": 0.5, "learning_rate": 1e-4, "adam_eps": 1e-5, "hidden": 64,
+                "units": 192, "cell": "linear_rtu", "traces": "stale",
+                "paper_steps": 5_000_000}  # fmt: skip
+    assert {k: config[k] for k in expected} == expected
+    assert presets.resolve("ppo-gru-bptt-walker2d-v")["estimator"] == "bptt"
+
+
+def test_cli_runs_and_plots_a_ppo_preset(tmp_path, capsys):
+    out = tmp_path / "run"
+    sets = [f"--set={k}={v}" for k, v in TINY_PPO.items()]
+    assert main(["run", "ppo-rtu-cartpole-p", "--seeds", "2", "--steps", "256", *sets,
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert "final return" in capsys.readouterr().out
+    steps, returns = read_curve(out)
+    np.testing.assert_array_equal(steps, np.arange(1, 5) * 64)  # one point per iteration
+    assert returns.shape == (2, 4) and np.isfinite(returns).any()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "complete" and len(summary["final_return_per_seed"]) == 2
+    # Same seed, same numbers.
+    again = tmp_path / "again"
+    main(["run", "ppo-rtu-cartpole-p", "--seeds", "2", "--steps", "256", *sets, "--out",
+          str(again)])  # fmt: skip
+    np.testing.assert_array_equal(read_curve(again)[1], returns)
+    bptt = tmp_path / "bptt"
+    assert main(["run", "ppo-gru-bptt-cartpole-p", "--seeds", "1", "--steps", "128", *sets,
+                 "--set", "sequence_length=16", "--out", str(bptt)]) == 0  # fmt: skip
+    plot = tmp_path / "plot.png"
+    assert main(["plot", str(out), str(bptt), "--out", str(plot), "--smooth", "2"]) == 0
+    assert plot.stat().st_size > 10_000
+
+
+def test_actor_critic_runs_in_the_compiled_loop_and_the_host_loop(tmp_path):
+    config = presets.resolve("ac-rtu-cartpole-p", {"chunk": "1000", "bin_size": "500",
+                                                   "steps": "2000", "units": "4"})  # fmt: skip
+    summary = run_control(config, 2, tmp_path / "compiled", progress=False)
+    steps, returns = read_curve(tmp_path / "compiled")
+    np.testing.assert_array_equal(steps, [500, 1000, 1500, 2000])
+    assert np.isfinite(summary["final_return_mean"])
+    pytest.importorskip("gymnasium")
+    host = {**config, "env": "gym:CartPole-v1", "steps": 400, "chunk": 200, "bin_size": 100}
+    run_control(host, 2, tmp_path / "host", progress=False)
+    steps, returns = read_curve(tmp_path / "host")
+    assert steps.tolist() == [100, 200, 300, 400] and returns.shape == (2, 4)
+    assert np.nanmin(returns) >= 8  # CartPole episodes last at least 8 steps
+
+
+def test_control_errors_name_the_problem(capsys):
+    assert main(["run", "ppo-rtu-cartpole-p", "--set", "env=pong-p", "--steps", "10"]) == 2
+    assert "unknown environment 'pong-p'" in capsys.readouterr().err
+    assert main(["run", "ppo-rtu-cartpole-p", "--set", "env=gym:CartPole-v1"]) == 2
+    assert "learner=actor_critic" in capsys.readouterr().err
+    assert main(["run", "ac-rtu-cartpole-p", "--set", "estimator=bptt"]) == 2
+    assert "online estimator" in capsys.readouterr().err
+    assert main(["run", "ppo-rtu-cartpole-p", "--set", "minibatches=7"]) == 2
+    assert "minibatches" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="control preset"):
+        from rtrl.experiments.sweep import sweep
+
+        sweep(["ppo-rtu-cartpole-p"], "learning_rate", ["1e-3"], 1, None)
+
+
+def test_control_bench_rows(capsys):
+    from rtrl.bench.__main__ import main as bench
+
+    bench(["control", "--presets", "ac-rtu-cartpole-p", "--seeds", "1,2", "--chunk", "200",
+           "--backends", "", "--min-seconds", "0.1", "--json"])  # fmt: skip
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["seeds"] for r in rows] == [1, 2]
+    assert all(r["steps_per_s_total"] > 0 for r in rows)
