@@ -42,7 +42,7 @@ def _emit(args, row: dict, text: str) -> None:
 
 def run(args: argparse.Namespace) -> list[dict]:
     rows = []
-    for name in args.presets.split(","):
+    for name in filter(None, args.presets.split(",")):
         for seeds in map(int, args.seeds.split(",")):
             config = presets.resolve(name, {"chunk": str(args.chunk), "bin_size": str(args.chunk)})
             program = build_program(config, seeds)
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> list[dict]:
 
             return jax.lax.scan(per_step, states, jax.random.split(key, length))[0]
 
-        states = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(0), environments))
+        states, _ = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(0), environments))
         run_rollout = jax.jit(rollout)
         seconds = time_per_call(lambda: run_rollout(states, jax.random.PRNGKey(1)),
                                 args.min_seconds, max_calls=20)  # fmt: skip

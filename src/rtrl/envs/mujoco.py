@@ -15,8 +15,8 @@ Gymnasium's v5 environments alike (Ant-v5 built without contact forces). So -P k
 the split follows the physics, checked against the simulator's q and qd in the tests.)
 
 Brax runs the whole training loop compiled. Its ``spring`` backend is the default: on this
-project's 2-core CPU reference machine it steps HalfCheetah about 4x faster than ``positional``
-and 10x faster than ``generalized`` (benchmarks/README.md). Gymnasium's MuJoCo environments run
+project's 2-core CPU reference machine it steps HalfCheetah about 3x faster than ``positional``
+or ``generalized`` (``python -m rtrl.bench control``; figures in benchmarks/README.md). Gymnasium's MuJoCo environments run
 through the host-loop adapter (``rtrl.envs.host``).
 """
 
