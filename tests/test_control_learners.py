@@ -227,3 +227,48 @@ def test_actor_critic_learns_cartpole_p():
     first = np.concatenate([r[d][:5] for r, d in zip(returns, dones)])  # 5 episodes per seed
     assert first.mean() < 40
     assert late.mean() > 60, late.mean()
+
+
+@pytest.mark.parametrize("shared_trunk", [True, False])
+def test_actor_critic_traces_equal_autodiff_through_the_unrolled_trunk(shared_trunk):
+    """With the step sizes at zero, e^v_t = sum_k (gamma lambda)^k grad V_{t-k} and
+    e^pi_t = sum_k (gamma lambda)^k grad log pi(a_{t-k} | h_{t-k}), cut at episode starts, where
+    each gradient is autodiff through the whole unrolled trunk (Gaussian policy)."""
+    from rtrl.gradients import bptt
+    from rtrl.spaces import Box
+
+    gamma, lam, steps = 0.9, 0.8, 9
+    cell = make_cell("linear_rtu", 3)
+    space = Box(2)
+    learner = actor_critic(columnar_rtrl(cell), space, optax.sgd(0.0), optax.sgd(0.0),
+                           gamma=gamma, lambda_=lam, shared_trunk=shared_trunk,
+                           head_hidden=4)  # fmt: skip
+    state = learner.init(jax.random.PRNGKey(0), 3)
+    xs = jax.random.normal(jax.random.PRNGKey(1), (steps, 3))
+    dones = jnp.zeros(steps, bool).at[5].set(True)  # x_5 starts a new episode
+    actions = []
+    for t in range(steps):
+        state, action, _ = learner.step(state, jax.random.PRNGKey(10 + t), xs[t], 0.5, dones[t])
+        actions.append(action)
+    params = state.params
+    dist = diagonal_gaussian(2)
+    trunks = ("trunk",) if shared_trunk else ("actor_trunk", "critic_trunk")
+
+    def at_step(params, t):
+        """V_t and log pi(a_t | h_t) by autodiff through the trunk unrolled from the start."""
+        features = [bptt.unroll(cell, params[name], xs[: t + 1], dones[: t + 1])[0][t]
+                    for name in trunks]  # fmt: skip
+        value = mlp_apply(params["critic"], features[-1])[0]
+        output = jnp.concatenate([mlp_apply(params["actor"], features[0]), params["log_std"]])
+        return value, dist.log_prob(output, actions[t])
+
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    critic_trace, actor_trace = zeros, zeros
+    for t in range(steps):
+        decay = 0.0 if (t == 0 or dones[t]) else gamma * lam
+        value_grad = jax.grad(lambda p: at_step(p, t)[0])(params)
+        log_prob_grad = jax.grad(lambda p: at_step(p, t)[1])(params)
+        critic_trace = jax.tree.map(lambda e, g: decay * e + g, critic_trace, value_grad)
+        actor_trace = jax.tree.map(lambda e, g: decay * e + g, actor_trace, log_prob_grad)
+    assert_trees_close(state.critic_trace, critic_trace, tol=1e-9)
+    assert_trees_close(state.actor_trace, actor_trace, tol=1e-9)
