@@ -16,8 +16,8 @@ the split follows the physics, checked against the simulator's q and qd in the t
 
 Brax runs the whole training loop compiled. Its ``spring`` backend is the default: on this
 project's 2-core CPU reference machine it steps HalfCheetah about 3x faster than ``positional``
-or ``generalized`` (``python -m rtrl.bench control``; figures in benchmarks/README.md). Gymnasium's MuJoCo environments run
-through the host-loop adapter (``rtrl.envs.host``).
+or ``generalized`` (``python -m rtrl.bench control``; figures in benchmarks/README.md).
+Gymnasium's MuJoCo environments run through the host-loop adapter (``rtrl.envs.host``).
 """
 
 from __future__ import annotations

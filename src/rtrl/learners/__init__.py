@@ -1,10 +1,22 @@
 """Online learners: they take any estimator; optimisers are optax transformations."""
 
+from rtrl.learners.actor_critic import ACState, ActorCritic, actor_critic
 from rtrl.learners.metrics import binned_means, discounted_returns
+from rtrl.learners.ppo import PPO, PPOConfig, PPOState, bptt_trunk, gae, ppo, rtrl_trunk
 from rtrl.learners.regression import OnlineRegression, RegressionState, online_regression
 from rtrl.learners.td import TDLambda, TDState, rmsprop_on_update, td_lambda
 
 __all__ = [
+    "ACState",
+    "ActorCritic",
+    "PPO",
+    "PPOConfig",
+    "PPOState",
+    "actor_critic",
+    "bptt_trunk",
+    "gae",
+    "ppo",
+    "rtrl_trunk",
     "OnlineRegression",
     "RegressionState",
     "TDLambda",
