@@ -36,6 +36,18 @@ def test_control_presets_cover_the_study_with_matched_recurrent_budgets():
         assert 23_000 <= budget <= 25_500, (trunk, budget)
 
 
+def test_every_control_preset_builds():
+    from rtrl.envs.registry import MUJOCO_TASKS, control_env_names
+    from rtrl.experiments.control import build_program
+
+    for name in control_presets():
+        config = presets.resolve(name)
+        assert config["env"] in control_env_names()
+        if config["env"] not in MUJOCO_TASKS:  # Brax tasks take seconds each to build
+            program = build_program(config, seeds=1)
+            assert program.point_steps > 0
+
+
 def test_mujoco_presets_use_the_reference_hyperparameters():
     config = presets.resolve("ppo-rtu-ant-p")
     expected = {"gamma": 0.99, "gae_lambda": 0.95, "rollout_length": 2048, "epochs": 4,
