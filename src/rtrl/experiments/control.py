@@ -15,7 +15,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -69,14 +69,15 @@ def build_actor_critic(config: dict[str, Any], action_space):
     )  # fmt: skip
 
 
-class ChunkedProgram:
+class ChunkedProgram(NamedTuple):
     """``init(seed_keys) -> state`` and ``run_chunk(state) -> (state, returns, episodes,
     losses)``, each output of shape (seeds, points); ``point_steps`` environment steps per point,
     ``points_per_chunk`` points per call."""
 
-    def __init__(self, init, run_chunk, point_steps: int, points_per_chunk: int):
-        self.init, self.run_chunk = init, run_chunk
-        self.point_steps, self.points_per_chunk = point_steps, points_per_chunk
+    init: Callable
+    run_chunk: Callable
+    point_steps: int
+    points_per_chunk: int
 
 
 def ppo_program(config: dict[str, Any]) -> ChunkedProgram:
@@ -104,8 +105,8 @@ def actor_critic_program(config: dict[str, Any]) -> ChunkedProgram:
     def init(key):
         k_agent, k_env, key = jax.random.split(key, 3)
         env_state, obs = env.reset(k_env)
-        zero = jnp.zeros(())
-        return learner.init(k_agent, env.observation_size), env_state, obs, zero, zero > 1, key
+        reward, done = jnp.zeros(()), jnp.zeros((), bool)  # nothing received before the start
+        return learner.init(k_agent, env.observation_size), env_state, obs, reward, done, key
 
     def run_chunk(state):
         def per_step(carry, _):
@@ -195,15 +196,13 @@ def run_control(
     chunk_steps = program.point_steps * program.points_per_chunk
     chunks = max(1, math.ceil(config["steps"] / chunk_steps))
     state = program.init(jax.random.split(jax.random.PRNGKey(config["seed"]), seeds))
-    returns, episodes = [], []
+    returns = []
     bar = tqdm(total=chunks * chunk_steps, unit="step", unit_scale=True, disable=not progress,
                desc=out.name)  # fmt: skip
     for index in range(chunks):
         started = time.perf_counter()
         state, chunk_returns, chunk_episodes, losses = program.run_chunk(state)
-        chunk_episodes = np.asarray(chunk_episodes)
-        returns.append(np.where(chunk_episodes > 0, np.asarray(chunk_returns), np.nan))
-        episodes.append(chunk_episodes)
+        returns.append(np.where(np.asarray(chunk_episodes) > 0, np.asarray(chunk_returns), np.nan))
         write_curve(out / "curve.csv", program.point_steps, np.concatenate(returns, axis=1))
         if not np.isfinite(np.asarray(losses)).all():
             bar.close()
