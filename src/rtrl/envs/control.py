@@ -119,8 +119,13 @@ def moments_update(m: Moments, x: jax.Array) -> Moments:
 
 class NormalizedState(NamedTuple):
     inner: Any
-    moments: Moments
-    discounted_return: jax.Array  # scale_rewards only
+    moments: Moments  # of the observations
+
+
+class ScaledRewardState(NamedTuple):
+    inner: Any
+    moments: Moments  # of the discounted return
+    discounted_return: jax.Array
 
 
 def normalize_observations(env: ControlEnv, clip: float = 10.0, eps: float = 1e-8) -> ControlEnv:
@@ -132,13 +137,12 @@ def normalize_observations(env: ControlEnv, clip: float = 10.0, eps: float = 1e-
     def reset(key):
         state, obs = env.reset(key)
         moments = moments_update(moments_init((env.observation_size,)), obs)
-        return NormalizedState(state, moments, jnp.zeros(())), normalized(moments, obs)
+        return NormalizedState(state, moments), normalized(moments, obs)
 
     def step(key, state, action):
         inner, obs, reward, done, info = env.step(key, state.inner, action)
         moments = moments_update(state.moments, obs)
-        new_state = NormalizedState(inner, moments, state.discounted_return)
-        return new_state, normalized(moments, obs), reward, done, info
+        return NormalizedState(inner, moments), normalized(moments, obs), reward, done, info
 
     return env._replace(reset=reset, step=step)
 
@@ -150,7 +154,7 @@ def scale_rewards(
 
     def reset(key):
         state, obs = env.reset(key)
-        return NormalizedState(state, moments_init(()), jnp.zeros(())), obs
+        return ScaledRewardState(state, moments_init(()), jnp.zeros(())), obs
 
     def step(key, state, action):
         inner, obs, reward, done, info = env.step(key, state.inner, action)
@@ -158,7 +162,7 @@ def scale_rewards(
         moments = moments_update(state.moments, discounted)
         scaled = jnp.clip(reward / jnp.sqrt(moments.variance + eps), -clip, clip)
         discounted = jnp.where(done, 0.0, discounted)
-        return NormalizedState(inner, moments, discounted), obs, scaled, done, info
+        return ScaledRewardState(inner, moments, discounted), obs, scaled, done, info
 
     return env._replace(reset=reset, step=step)
 
