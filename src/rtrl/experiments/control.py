@@ -26,7 +26,7 @@ from tqdm import tqdm
 from rtrl.cells import make_cell
 from rtrl.envs.control import ControlEnv, wrap_for_agents
 from rtrl.envs.registry import make_control_env
-from rtrl.experiments.plots import new_figure, save_figure
+from rtrl.experiments.plots import new_figure, plot_mean_band, save_figure
 from rtrl.experiments.runner import standard_error
 from rtrl.gradients import make_estimator
 from rtrl.learners.actor_critic import actor_critic
@@ -265,13 +265,9 @@ def plot_control_runs(run_dirs: list[Path], out: Path, smooth: int = 1) -> Path:
             sums = np.apply_along_axis(np.convolve, 1, np.where(valid, returns, 0), kernel, "same")
             counts = np.apply_along_axis(np.convolve, 1, valid.astype(float), kernel, "same")
             returns = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-        mean = np.nanmean(returns, axis=0)
-        seeds = returns.shape[0]
-        err = np.nanstd(returns, axis=0, ddof=1) / np.sqrt(seeds) if seeds > 1 else 0 * mean
         config = json.loads((run_dir / "config.json").read_text())["config"]
         label = f"{run_dir.name} ({config['cell']} {config['units']}, {config['estimator']})"
-        ax.plot(steps, mean, label=label)
-        ax.fill_between(steps, mean - err, mean + err, alpha=0.25)
+        plot_mean_band(ax, steps, returns, label)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("mean episodic return")
     ax.legend(fontsize=8)

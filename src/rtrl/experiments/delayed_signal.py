@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from rtrl import cells
 from rtrl.envs import delayed_signal
-from rtrl.experiments.plots import new_figure, save_figure
+from rtrl.experiments.plots import new_figure, plot_mean_band, save_figure
 from rtrl.gradients import columnar_rtrl
 from rtrl.learners import online_regression
 
@@ -129,11 +129,7 @@ def write_outputs(out: Path, curves, summary, chunk, noise):
 
     fig, ax = new_figure()
     for name, curve in curves.items():
-        steps = (np.arange(curve.shape[1]) + 1) * chunk
-        mean = curve.mean(axis=0)
-        err = curve.std(axis=0, ddof=1) / np.sqrt(curve.shape[0]) if curve.shape[0] > 1 else 0
-        ax.plot(steps, mean, label=name)
-        ax.fill_between(steps, mean - err, mean + err, alpha=0.25)
+        plot_mean_band(ax, (np.arange(curve.shape[1]) + 1) * chunk, np.asarray(curve), name)
     ax.axhline(1 + noise**2, color="gray", ls="--", lw=1, label="best without memory")
     ax.axhline(noise**2, color="black", ls=":", lw=1, label="noise floor")
     ax.set_yscale("log")

@@ -31,6 +31,15 @@ def save_figure(fig, out: Path) -> Path:
     return out
 
 
+def plot_mean_band(ax, steps, per_seed: np.ndarray, label: str) -> None:
+    """Mean over seeds (rows of ``per_seed``, NaN ignored) shaded +- its standard error."""
+    mean = np.nanmean(per_seed, axis=0)
+    seeds = per_seed.shape[0]
+    err = np.nanstd(per_seed, axis=0, ddof=1) / np.sqrt(seeds) if seeds > 1 else 0 * mean
+    ax.plot(steps, mean, label=label)
+    ax.fill_between(steps, mean - err, mean + err, alpha=0.25)
+
+
 def plot_runs(run_dirs: list[Path], out: Path, log_scale: bool = False) -> Path:
     """One line per run: mean squared return error across seeds, shaded +- standard error."""
     fig, ax = new_figure()
@@ -38,14 +47,10 @@ def plot_runs(run_dirs: list[Path], out: Path, log_scale: bool = False) -> Path:
         if not (run_dir / "metrics.csv").exists():
             raise FileNotFoundError(f"{run_dir} has no metrics.csv; is it a run directory?")
         steps, table = read_metrics(run_dir)
-        mean = np.nanmean(table, axis=0)
-        seeds = table.shape[0]
-        err = np.nanstd(table, axis=0, ddof=1) / np.sqrt(seeds) if seeds > 1 else 0 * mean
         record = json.loads((run_dir / "config.json").read_text())
         name = run_dir.name if "=" not in run_dir.name else f"{run_dir.parent.name} {run_dir.name}"
         label = f"{name} ({record['config']['cell']}, {record['config']['estimator']})"
-        ax.plot(steps, mean, label=label)
-        ax.fill_between(steps, mean - err, mean + err, alpha=0.25)
+        plot_mean_band(ax, steps, table, label)
     if log_scale:
         ax.set_yscale("log")
     ax.set_xlabel("steps")
