@@ -89,15 +89,11 @@ def _plus_minus(correct: jax.Array, scale: float) -> jax.Array:
     return jnp.where(correct, scale, -scale)
 
 
-def _one_hot(index: jax.Array, size: int) -> jax.Array:
-    return jax.nn.one_hot(index, size)
-
-
 def repeat_first(num_decks: int = 1) -> ControlEnv:
     n = DECK_SIZE * num_decks
 
     def observe(s):
-        return _one_hot(suit(s.deck[s.t]), 4)
+        return jax.nn.one_hot(suit(s.deck[s.t]), 4)
 
     def reward(s, action):
         return _plus_minus(action == suit(s.deck[0]), 1.0 / (n - 1))
@@ -111,7 +107,7 @@ def repeat_previous(num_decks: int = 1, k: int = 4) -> ControlEnv:
         raise ValueError(f"repeat_previous needs 0 < k < {n} (the cards in {num_decks} decks)")
 
     def observe(s):
-        return _one_hot(suit(s.deck[s.t]), 4)
+        return jax.nn.one_hot(suit(s.deck[s.t]), 4)
 
     def reward(s, action):
         target = suit(s.deck[jnp.maximum(s.t + 1 - k, 0)])
@@ -129,7 +125,7 @@ def count_recall(num_decks: int = 1, kind: str = "colors") -> ControlEnv:
 
     def observe(s):
         value, query = kind_of(s.deck[s.t]), kind_of(s.second_deck[s.t])
-        return jnp.concatenate([_one_hot(value, distinct), _one_hot(query, distinct)])
+        return jnp.concatenate([jax.nn.one_hot(value, distinct), jax.nn.one_hot(query, distinct)])
 
     def reward(s, action):
         dealt = jnp.arange(n) <= s.t
@@ -149,7 +145,7 @@ def autoencode(num_decks: int = 1) -> ControlEnv:
     def observe(s):
         watching = s.t < n - 1
         shown = s.t <= n - 1  # the last card is still shown as play begins
-        card = _one_hot(suit(s.deck[jnp.minimum(s.t, n - 1)]), 4) * shown
+        card = jax.nn.one_hot(suit(s.deck[jnp.minimum(s.t, n - 1)]), 4) * shown
         return jnp.concatenate([watching[None].astype(card.dtype), card])
 
     def reward(s, action):
@@ -164,7 +160,7 @@ def higher_lower(num_decks: int = 1) -> ControlEnv:
     n = DECK_SIZE * num_decks
 
     def observe(s):
-        return _one_hot(rank(s.deck[s.t]), 13)
+        return jax.nn.one_hot(rank(s.deck[s.t]), 13)
 
     def reward(s, action):
         current, following = rank(s.deck[s.t]), rank(s.deck[s.t + 1])
