@@ -20,6 +20,10 @@ Interface (gymnax style, explicit keys, no hidden state)::
 
 ``cumulant`` is the US value in ``observation`` (the signal received on entering this step);
 ``stream.gamma`` is the discount. Everything is jittable and vmappable over keys.
+
+A step's randomness is a pure function of its key (``draws``), apart from the sequential update
+(``advance``), so ``rollout`` draws a whole chunk's randomness in one vectorised call and leaves
+only cheap arithmetic in the sequential loop: the same numbers as stepping one key at a time.
 """
 
 from __future__ import annotations
@@ -70,7 +74,12 @@ class PredictionStream(NamedTuple):
     num_observations: int
     gamma: float
     reset: Callable[[jax.Array], TrialState]
-    step: Callable[[jax.Array, TrialState], tuple[TrialState, jax.Array, jax.Array]]
+    draws: Callable[[jax.Array], "StepDraws"]  # a step's randomness, from its key
+    advance: Callable[["StepDraws", TrialState], tuple[TrialState, jax.Array, jax.Array]]
+
+    def step(self, key: jax.Array, state: TrialState):
+        """One step: ``(state, observation, cumulant)``."""
+        return self.advance(self.draws(key), state)
 
     # The runner's interface, shared with recorded streams (rtrl.envs.atari): continuing
     # streams have a constant discount, no episodes and no recorded data.
@@ -83,6 +92,17 @@ class PredictionStream(NamedTuple):
         discount = jnp.asarray(self.gamma, observation.dtype)
         return state, Transition(observation, cumulant, discount, jnp.zeros((), bool))
 
+    def rollout(self, key: jax.Array, state: TrialState, data, steps: int):
+        """``steps`` transitions (time first) from ``split(key, steps)``, one key per step."""
+        draws = jax.vmap(self.draws)(jax.random.split(key, steps))
+
+        def one_step(state, step_draws):
+            state, observation, cumulant = self.advance(step_draws, state)
+            discount = jnp.asarray(self.gamma, observation.dtype)
+            return state, Transition(observation, cumulant, discount, jnp.zeros((), bool))
+
+        return jax.lax.scan(one_step, state, draws)
+
 
 def _f32(p: float) -> jax.Array:
     # Fixed dtypes for every random draw: the same key gives the same stream with or without
@@ -90,12 +110,27 @@ def _f32(p: float) -> jax.Array:
     return jnp.asarray(p, jnp.float32)
 
 
-def _new_trial(key: jax.Array, config: TrialConfig, distractor_timers: jax.Array) -> TrialState:
+class TrialDraws(NamedTuple):
+    """The random choices that start a trial."""
+
+    isi: jax.Array
+    iti: jax.Array
+    pattern: jax.Array  # a row of the activation patterns
+    random_vector: jax.Array  # the CS shown when no activation pattern is chosen
+    show_pattern: jax.Array
+    flip: jax.Array
+
+
+class StepDraws(NamedTuple):
+    """All randomness one step may use (a new trial's choices are drawn whether used or not)."""
+
+    trial: TrialDraws
+    distractors: jax.Array  # (num_distractors,) uniforms
+
+
+def _trial_draws(key: jax.Array, config: TrialConfig) -> TrialDraws:
     k_isi, k_iti, k_choice, k_pattern, k_random, k_noise = jax.random.split(key, 6)
-    isi = jax.random.randint(k_isi, (), config.isi[0], config.isi[1] + 1, dtype=jnp.int32)
-    iti = jax.random.randint(k_iti, (), config.iti[0], config.iti[1] + 1, dtype=jnp.int32)
-    patterns = jnp.asarray(config.activation_patterns, jnp.int32)
-    chosen = patterns[jax.random.randint(k_pattern, (), 0, patterns.shape[0], dtype=jnp.int32)]
+    num_patterns = len(config.activation_patterns)
     if config.other_patterns is None:
         random_vector = jax.random.bernoulli(k_random, _f32(0.5), (config.num_cs,)).astype(
             jnp.int32
@@ -103,16 +138,26 @@ def _new_trial(key: jax.Array, config: TrialConfig, distractor_timers: jax.Array
     else:
         pool = jnp.asarray(config.other_patterns, jnp.int32)
         random_vector = pool[jax.random.randint(k_random, (), 0, pool.shape[0], dtype=jnp.int32)]
-    show_pattern = jax.random.bernoulli(k_choice, _f32(config.pattern_probability))
-    cs = jnp.where(show_pattern, chosen, random_vector)
+    return TrialDraws(
+        isi=jax.random.randint(k_isi, (), config.isi[0], config.isi[1] + 1, dtype=jnp.int32),
+        iti=jax.random.randint(k_iti, (), config.iti[0], config.iti[1] + 1, dtype=jnp.int32),
+        pattern=jax.random.randint(k_pattern, (), 0, num_patterns, dtype=jnp.int32),
+        random_vector=random_vector,
+        show_pattern=jax.random.bernoulli(k_choice, _f32(config.pattern_probability)),
+        flip=jax.random.bernoulli(k_noise, _f32(config.noise)),
+    )
+
+
+def _new_trial(draws: TrialDraws, config: TrialConfig, distractor_timers: jax.Array) -> TrialState:
+    patterns = jnp.asarray(config.activation_patterns, jnp.int32)
+    cs = jnp.where(draws.show_pattern, patterns[draws.pattern], draws.random_vector)
     is_activation = jnp.any(jnp.all(patterns == cs[None, :], axis=1))
-    flip = jax.random.bernoulli(k_noise, _f32(config.noise))
     return TrialState(
         time=jnp.zeros((), jnp.int32),
-        isi=isi,
-        trial_length=isi + iti,
+        isi=draws.isi,
+        trial_length=draws.isi + draws.iti,
         cs=cs,
-        us_trial=jnp.logical_xor(is_activation, flip),
+        us_trial=jnp.logical_xor(is_activation, draws.flip),
         distractor_timers=distractor_timers,
     )
 
@@ -123,22 +168,28 @@ def make_stream(name: str, config: TrialConfig) -> PredictionStream:
     probabilities = jnp.asarray(config.distractor_probabilities, jnp.float32)
 
     def reset(key: jax.Array) -> TrialState:
-        trial = _new_trial(key, config, jnp.zeros((num_distractors,), jnp.int32))
+        trial = _new_trial(
+            _trial_draws(key, config), config, jnp.zeros((num_distractors,), jnp.int32)
+        )
         # One step before the first CS onset, so that the first observation shows the CS.
         return trial._replace(time=jnp.asarray(-1, jnp.int32))
 
-    def step(key: jax.Array, state: TrialState):
+    def draws(key: jax.Array) -> StepDraws:
         k_trial, k_distractors = jax.random.split(key)
+        return StepDraws(
+            _trial_draws(k_trial, config),
+            jax.random.uniform(k_distractors, (num_distractors,), jnp.float32),
+        )
+
+    def advance(draws: StepDraws, state: TrialState):
         time = state.time + 1
         state = jax.tree.map(
             lambda new, old: jnp.where(time >= state.trial_length, new, old),
-            _new_trial(k_trial, config, state.distractor_timers),
+            _new_trial(draws.trial, config, state.distractor_timers),
             state._replace(time=time),
         )
         timers = jnp.maximum(state.distractor_timers - 1, 0)
-        switch_on = (
-            jax.random.uniform(k_distractors, (num_distractors,), jnp.float32) < probabilities
-        )
+        switch_on = draws.distractors < probabilities
         timers = jnp.where((timers == 0) & switch_on, config.distractor_duration, timers)
         state = state._replace(distractor_timers=timers)
 
@@ -158,7 +209,7 @@ def make_stream(name: str, config: TrialConfig) -> PredictionStream:
         )
         return state, observation, observation[config.us_index]
 
-    return PredictionStream(name, config, num_observations, config.gamma, reset, step)
+    return PredictionStream(name, config, num_observations, config.gamma, reset, draws, advance)
 
 
 def _spread(isi: int) -> tuple[int, int]:

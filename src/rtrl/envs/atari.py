@@ -368,6 +368,12 @@ class RecordedStream(NamedTuple):
     reset: Callable
     transition: Callable
 
+    def rollout(self, key, index: jax.Array, data, steps: int):
+        """``steps`` transitions (time first) from ``index``, read in one vectorised gather."""
+        indices = index + jnp.arange(steps, dtype=jnp.int32)
+        transitions = jax.vmap(lambda i: self.transition(key, i, data)[1])(indices)
+        return index + steps, transitions
+
 
 def observation_size(frame_size: int) -> int:
     return frame_size * frame_size + NUM_ACTION_SLOTS + 1

@@ -130,19 +130,19 @@ def compile_chunks(stream, learner, chunk: int, reset_at_episode_start: bool = F
         return learner.init(k_learner, stream.num_observations), stream.reset(k_env)
 
     def run_chunk(learner_state, env_state, key, data):
-        def one_step(carry, step_key):
-            learner_state, env_state = carry
-            env_state, t = stream.transition(step_key, env_state, data)
+        # The stream does not depend on the learner: generate the chunk first (vectorised where
+        # the stream allows), then run the learner over it.
+        env_state, transitions = stream.rollout(key, env_state, data, chunk)
+
+        def one_step(learner_state, t):
             reset = t.episode_start if reset_at_episode_start else False
             learner_state, metrics = learner.step(
                 learner_state, t.observation, t.cumulant, t.discount, reset
             )
-            return (learner_state, env_state), (metrics["value"], t.cumulant, t.discount)
+            return learner_state, metrics["value"]
 
-        carry, outputs = jax.lax.scan(
-            one_step, (learner_state, env_state), jax.random.split(key, chunk)
-        )
-        return (carry, *outputs)
+        learner_state, values = jax.lax.scan(one_step, learner_state, transitions)
+        return (learner_state, env_state), values, transitions.cumulant, transitions.discount
 
     return jax.jit(jax.vmap(init)), jax.jit(jax.vmap(run_chunk, in_axes=(0, 0, 0, None)))
 
