@@ -1,13 +1,13 @@
-"""Benchmarks: ``python -m rtrl.bench {cells,estimators,loop,atari,control} [--json]``."""
+"""Benchmarks: ``python -m rtrl.bench {cells,estimators,loop,peers,profile,atari,control} [--json]``."""
 
 from __future__ import annotations
 
 import argparse
 
-from rtrl.bench import atari, cells, control, estimators, loop
+from rtrl.bench import atari, cells, control, estimators, loop, peers, profile
 
-SUITES = {"cells": cells, "estimators": estimators, "loop": loop, "atari": atari,
-          "control": control}  # fmt: skip
+SUITES = {"cells": cells, "estimators": estimators, "loop": loop, "peers": peers,
+          "profile": profile, "atari": atari, "control": control}  # fmt: skip
 
 
 def main(argv=None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 from collections import defaultdict
 
 from rtrl import cells
@@ -31,7 +32,10 @@ def measure(cell_name, estimator_name, units, inputs, streams, steps, min_second
     row = measure_online_step(
         cell, make_estimator(estimator_name, cell), inputs, streams, steps, min_seconds
     )
-    return {"cell": cell_name, **row}
+    # The process's peak resident memory so far (rows run smallest first, so for the largest
+    # row of a cell this is that row's peak).
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"cell": cell_name, **row, "peak_rss_mb": peak_mb}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +65,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     if not args.json:
         print(
             f"{'cell':<16}{'estimator':<15}{'units':>6}{'params':>9}{'recurrent':>10}{'streams':>8}"
-            f"{'steps/s':>11}{'us/step':>10}{'stream-steps/s':>16}"
+            f"{'steps/s':>11}{'us/step':>10}{'stream-steps/s':>16}{'peak MB':>9}"
         )
     for name in names:
         for streams in streams_list:
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                         f"{row['cell']:<16}{row['estimator']:<15}{units:>6}{row['params']:>9}"
                         f"{row['recurrent_params']:>10}"
                         f"{streams:>8}{row['steps_per_s']:>11,.0f}{row['us_per_step']:>10.1f}"
-                        f"{row['stream_steps_per_s']:>16,.0f}",
+                        f"{row['stream_steps_per_s']:>16,.0f}{row['peak_rss_mb']:>9,.0f}",
                         flush=True,
                     )
     report_exponents(rows, args.json)

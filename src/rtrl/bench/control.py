@@ -9,6 +9,7 @@ import json
 
 import jax
 
+from rtrl import compiled
 from rtrl.bench.timing import time_per_call
 from rtrl.envs.mujoco import brax_env
 from rtrl.experiments import presets
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> list[dict]:
             return jax.lax.scan(per_step, states, jax.random.split(key, length))[0]
 
         states, _ = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(0), environments))
-        run_rollout = jax.jit(rollout)
+        run_rollout = compiled.jit(rollout)
         seconds = time_per_call(lambda: run_rollout(states, jax.random.PRNGKey(1)),
                                 args.min_seconds, max_calls=20)  # fmt: skip
         row = {"suite": "control-env", "env": "halfcheetah", "backend": backend,

@@ -6,10 +6,11 @@ import time
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rtrl import cells
+from rtrl import cells, compiled
 from rtrl.gradients.base import Estimator
 from rtrl.learners import online_regression
 
@@ -49,17 +50,24 @@ def measure_online_step(
     state = jax.vmap(learner.init, in_axes=(0, None))(keys, inputs)
     xs = jax.random.normal(jax.random.PRNGKey(1), (steps, streams, inputs))
     targets = jax.random.normal(jax.random.PRNGKey(2), (steps, streams))
+    if learner.streams_last:  # as the runner batches independent learners
+        state, xs = cells.streams_last(state), jnp.moveaxis(xs, 1, -1)
+        step = learner.step
+    else:
+        step = jax.vmap(learner.step)
 
-    @jax.jit
+    @compiled.jit
     def run(state):
         def one_step(state, data):
             x, y = data
-            state, metrics = jax.vmap(learner.step)(state, x, y)
+            state, metrics = step(state, x, y)
             return state, metrics["loss"]
 
         return jax.lax.scan(one_step, state, (xs, targets))
 
     seconds = time_per_call(lambda: run(state), min_seconds) / steps
+    if learner.streams_last:
+        state = jax.tree.map(lambda a: jnp.moveaxis(a, -1, 0), state)
     cell_params = jax.tree.map(lambda a: a[0], state.params["cell"])
     return {
         "estimator": estimator.name,

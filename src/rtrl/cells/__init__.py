@@ -8,6 +8,7 @@ from rtrl.cells.base import (
     is_unit_form,
     recurrent_params,
     step,
+    streams_last,
 )
 from rtrl.cells.coupled import coupled_columns
 from rtrl.cells.dense import dense_gru, dense_lstm, dense_rnn
@@ -59,4 +60,5 @@ __all__ = [
     "recurrent_params",
     "rtu",
     "step",
+    "streams_last",
 ]

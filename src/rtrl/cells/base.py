@@ -25,6 +25,14 @@ Unit k sees ``u[name][k] = inputs[name][k] @ x_t (+ recurrent[name][k] @ v_k)`` 
 values it reads from the previous state, and ``unit_step(unit_params_k, state_k, u_k) -> state_k``
 is its update; ``transition`` is derived from these. A cell without ``params["recurrent"]`` is
 *element-wise*: unit k depends on nothing but its own state and the shared input.
+
+Streams last: every function also takes many independent streams at once when every array
+(parameters, state, input) carries the same trailing stream axes, e.g. x of shape (d, S) and
+``inputs["W"]`` of shape (units, 4, d, S). This is how compiled online loops batch streams on
+CPU, where XLA vectorises the minor axis (a leading vmap axis leaves tiny minor axes and adds
+transposes and batched dots). A unit's update needs nothing for this: written on a unit's
+scalars, it broadcasts over trailing axes. Contractions go through ``contract``, and the number
+of stream axes is read off the input: ``x.ndim - 1``.
 """
 
 from __future__ import annotations
@@ -96,35 +104,72 @@ def is_elementwise(cell: Cell) -> bool:
     return is_unit_form(cell) and cell.coupling is None
 
 
+# Per-stream weight count from which ``contract`` uses a batched matrix-vector product.
+LARGE_CONTRACTION = 32768
+
+
+def contract(w: jax.Array, v: jax.Array, stream_axes: int = 0) -> jax.Array:
+    """w (..., k, *B) times v (k, *B) over k, stream axes B trailing: ``w @ v`` per stream.
+
+    With streams, a multiply and a sum over a non-minor axis, which XLA fuses and vectorises over
+    the streams (rather than a batched matrix-vector product over tiny matrices)."""
+    if stream_axes == 0:
+        return jnp.tensordot(w, v, axes=1)
+    streams = int(np.prod(v.shape[1:]))
+    if w.size // streams >= LARGE_CONTRACTION:  # a matrix-vector product per stream pays off
+        k = w.ndim - v.ndim  # the contracted axis of w
+        batch = tuple(range(k + 1, w.ndim))
+        out = jax.lax.dot_general(w, v, (((k,), (0,)), (batch, tuple(range(1, v.ndim)))))
+        return jnp.moveaxis(out, tuple(range(stream_axes)), tuple(range(-stream_axes, 0)))
+    return jnp.sum(w * v, axis=-(stream_axes + 1))
+
+
+def streams_last(tree: Any) -> Any:
+    """Move the leading stream axis of every leaf (as ``jax.vmap`` makes them) to the end."""
+    return jax.tree.map(lambda a: jnp.moveaxis(a, 0, -1), tree)
+
+
+def stream_axes_of(x: jax.Array) -> int:
+    """Trailing stream axes of a cell input (one stream's input is a vector)."""
+    return x.ndim - 1
+
+
 def step(cell: Cell, params: Params, state: State, x: jax.Array) -> tuple[State, jax.Array]:
     """One forward step without any gradient bookkeeping: ``(new_state, features)``."""
     new_state = cell.transition(params, state, x)
     return new_state, cell.readout(params["readout"], new_state, x)
 
 
-def num_inputs_of(params: Params) -> int:
+def num_inputs_of(params: Params, stream_axes: int = 0) -> int:
     """The input size an element-wise cell's parameters were built for."""
-    return next(iter(params["inputs"].values())).shape[-1]
+    return next(iter(params["inputs"].values())).shape[-1 - stream_axes]
 
 
 def check_input(cell: Cell, params: Params, x: jax.Array) -> None:
     """Raise a clear error when one stream's input does not match the cell (shapes are static)."""
-    expected = num_inputs_of(params) if "inputs" in params else None
-    if x.ndim != 1 or (expected is not None and x.shape[0] != expected):
+    stream_axes = max(x.ndim - 1, 0)
+    expected = num_inputs_of(params, stream_axes) if "inputs" in params else None
+    if x.ndim == 0 or (expected is not None and x.shape[0] != expected):
         raise ValueError(
             f"{cell.name}: expected one stream's input of shape ({expected},), got {x.shape}; "
-            "batch several streams with jax.vmap rather than passing a batch dimension"
+            "for many streams at once either put them last in every array (input "
+            f"({expected}, streams), parameters and state alike) or batch them with jax.vmap"
         )
 
 
 def project_inputs(input_weights: dict[str, jax.Array], x: jax.Array) -> dict[str, jax.Array]:
     """u[name] = W[name] @ x for every input-projection matrix (shape (units, *gates))."""
-    return {name: jnp.tensordot(w, x, axes=1) for name, w in input_weights.items()}
+    return {name: contract(w, x, stream_axes_of(x)) for name, w in input_weights.items()}
 
 
 def gather_reads(coupling: Coupling, state: State) -> jax.Array:
-    """(units, K): the previous-step values each unit reads."""
+    """(units, K, *streams): the previous-step values each unit reads."""
     v = jnp.concatenate([state[r] for r in coupling.reads])
+    units = coupling.sources.shape[0]
+    if coupling.sources.shape[1] == v.shape[0] and np.array_equal(
+        coupling.sources, np.broadcast_to(np.arange(v.shape[0]), coupling.sources.shape)
+    ):  # static: every unit reads every value in order (dense cells), a broadcast, not a gather
+        return jnp.broadcast_to(v, (units,) + v.shape)
     return v[coupling.sources]
 
 
@@ -132,7 +177,16 @@ def project_reads(
     recurrent_weights: dict[str, jax.Array], reads: jax.Array
 ) -> dict[str, jax.Array]:
     """u[name][k] = R[name][k] @ reads[k] (one read vector per unit)."""
-    return {name: jnp.einsum("n...k,nk->n...", w, reads) for name, w in recurrent_weights.items()}
+    stream_axes = reads.ndim - 2
+
+    def project(w: jax.Array) -> jax.Array:
+        if stream_axes == 0:
+            return jnp.einsum("n...k,nk->n...", w, reads)
+        gates = w.ndim - reads.ndim
+        per_unit = reads.reshape(reads.shape[:1] + (1,) * gates + reads.shape[1:])
+        return jnp.sum(w * per_unit, axis=-(stream_axes + 1))
+
+    return {name: project(w) for name, w in recurrent_weights.items()}
 
 
 def unit_inputs(cell: Cell, params: Params, state: State, x: jax.Array):
@@ -161,9 +215,16 @@ def unit_form_cell(
 ) -> Cell:
     """Build a Cell from the per-unit update (element-wise when ``coupling`` is None)."""
 
+    one_stream_unit_shapes = {}  # filled on first use: the unit parameters' shapes, one stream
+
     def initial_state(params: Params) -> State:
-        dtype = next(iter(params["unit"].values())).dtype
-        return {s: jnp.zeros((units,), dtype) for s in state_names}
+        if not one_stream_unit_shapes:
+            shapes = jax.eval_shape(lambda: init(jax.random.PRNGKey(0), 1))["unit"]
+            one_stream_unit_shapes.update({k: v.shape for k, v in shapes.items()})
+        name, leaf = next(iter(params["unit"].items()))
+        # Streams last: the unit parameters' axes beyond one stream's are the stream axes.
+        streams = leaf.shape[len(one_stream_unit_shapes[name]) :]
+        return {s: jnp.zeros((units,) + streams, leaf.dtype) for s in state_names}
 
     return with_unit_transition(
         Cell(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rtrl.cells.base import Cell, unit_form_cell
+from rtrl.cells.base import Cell, contract, stream_axes_of, unit_form_cell
 
 
 def elstm(units: int, init_std: float = 0.1, forget_bias: float = 0.0) -> Cell:
@@ -58,7 +58,8 @@ def elstm(units: int, init_std: float = 0.1, forget_bias: float = 0.0) -> Cell:
 
     def readout(readout_params, state, x):
         c = state["c"]
-        o = jax.nn.sigmoid(readout_params["O"] @ jnp.concatenate([x, c]) + readout_params["b_o"])
+        z = jnp.concatenate([x, c])
+        o = jax.nn.sigmoid(contract(readout_params["O"], z, stream_axes_of(x)) + readout_params["b_o"])
         return o * c
 
     return unit_form_cell(

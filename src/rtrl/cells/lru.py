@@ -16,7 +16,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from rtrl.cells.base import Cell, unit_form_cell
+from rtrl.cells.base import Cell, contract, stream_axes_of, unit_form_cell
 from rtrl.cells.diagonal import modulus_and_phase, ring_init
 
 
@@ -72,9 +72,12 @@ def online_lru(
         }
 
     def readout(readout_params, state, x):
-        y = readout_params["C_re"] @ state["h_re"] - readout_params["C_im"] @ state["h_im"]
+        b = stream_axes_of(x)
+        y = contract(readout_params["C_re"], state["h_re"], b) - contract(
+            readout_params["C_im"], state["h_im"], b
+        )
         if "D" in readout_params:
-            y = y + readout_params["D"] @ x
+            y = y + contract(readout_params["D"], x, b)
         return y
 
     return unit_form_cell(

@@ -23,6 +23,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
+from rtrl import compiled
 from rtrl.cells import make_cell
 from rtrl.envs.control import ControlEnv, wrap_for_agents
 from rtrl.envs.registry import make_control_env
@@ -92,7 +93,7 @@ def ppo_program(config: dict[str, Any]) -> ChunkedProgram:
         return state, metrics["episode_return"], metrics["episodes"], loss
 
     return ChunkedProgram(
-        jax.jit(jax.vmap(agent.init)), jax.jit(jax.vmap(run_chunk)), per_iteration, iterations
+        compiled.jit(jax.vmap(agent.init)), compiled.jit(jax.vmap(run_chunk)), per_iteration, iterations
     )
 
 
@@ -123,7 +124,7 @@ def actor_critic_program(config: dict[str, Any]) -> ChunkedProgram:
         td_error = (metrics["td_error"] ** 2).reshape(bins, bin_size).mean(1)
         return state, returns, episodes, td_error
 
-    return ChunkedProgram(jax.jit(jax.vmap(init)), jax.jit(jax.vmap(run_chunk)), bin_size, bins)
+    return ChunkedProgram(compiled.jit(jax.vmap(init)), compiled.jit(jax.vmap(run_chunk)), bin_size, bins)
 
 
 HOST_PREFIX = "gym:"  # env = "gym:<Gymnasium id>" or "gym:<mujoco task>-p|v": host loop
@@ -146,7 +147,7 @@ def host_actor_critic_program(config: dict[str, Any], seeds: int) -> ChunkedProg
     learner step per environment step (no observation normalisation)."""
     envs = host_envs(config, seeds)
     learner = build_actor_critic(config, envs.action_space)
-    step = jax.jit(jax.vmap(learner.step))
+    step = compiled.jit(jax.vmap(learner.step))
     bin_size = config["bin_size"]
     bins = max(1, config["chunk"] // bin_size)
 

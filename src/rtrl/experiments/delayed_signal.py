@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from rtrl import cells
+from rtrl import cells, compiled
 from rtrl.envs import delayed_signal
 from rtrl.experiments.plots import new_figure, plot_mean_band, save_figure
 from rtrl.gradients import columnar_rtrl
@@ -55,7 +55,7 @@ def make_chunk_runner(cell, env_params, learning_rate: float, chunk: int):
         )
         return learner_state, env_state, errors
 
-    return jax.jit(jax.vmap(init)), jax.jit(jax.vmap(run_chunk))
+    return compiled.jit(jax.vmap(init)), compiled.jit(jax.vmap(run_chunk))
 
 
 def run(out: Path, steps: int, seeds: int, delay: int, noise: float, lr: float, seed: int):

@@ -32,7 +32,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from rtrl import cells
+from rtrl import cells, compiled
 from rtrl.envs import animal_learning, atari
 from rtrl.gradients import ESTIMATORS, make_estimator, truncated_bptt
 from rtrl.learners import binned_means, discounted_returns, rmsprop_on_update, td_lambda
@@ -120,20 +120,27 @@ def build(config: dict[str, Any]):
 
 
 def compile_chunks(stream, learner, chunk: int, reset_at_episode_start: bool = False):
-    """Jitted, vmapped-over-seeds ``init(keys)`` and ``run_chunk(learner_state, env_state, keys,
-    data) -> ((learner_state, env_state), values, cumulants, discounts)`` advancing every seed
-    ``chunk`` steps. ``data`` is the stream's recorded data (shared by all seeds), an argument so
-    that large recordings are not compiled in as constants."""
+    """Jitted ``init(keys)`` and ``run_chunk(learner_state, env_state, keys, data) ->
+    ((learner_state, env_state), values, cumulants, discounts)`` advancing every seed ``chunk``
+    steps (outputs (seeds, chunk)). ``data`` is the stream's recorded data (shared by all seeds),
+    an argument so that large recordings are not compiled in as constants.
 
-    def init(key):
+    Seeds are independent learners. The stream runs vmapped over seeds; the learner, when it can,
+    runs all seeds in one step with the seed axis last in every array (where XLA's CPU backend
+    vectorises; ``rtrl.cells.base``), otherwise vmapped. The learner state is kept in that
+    layout between chunks."""
+
+    def init_one(key):
         k_learner, k_env = jax.random.split(key)
         return learner.init(k_learner, stream.num_observations), stream.reset(k_env)
 
-    def run_chunk(learner_state, env_state, key, data):
-        # The stream does not depend on the learner: generate the chunk first (vectorised where
-        # the stream allows), then run the learner over it.
-        env_state, transitions = stream.rollout(key, env_state, data, chunk)
+    def init(keys):
+        learner_state, env_state = jax.vmap(init_one)(keys)
+        if learner.streams_last:
+            learner_state = cells.streams_last(learner_state)
+        return learner_state, env_state
 
+    def run_learner(learner_state, transitions):
         def one_step(learner_state, t):
             reset = t.episode_start if reset_at_episode_start else False
             learner_state, metrics = learner.step(
@@ -141,10 +148,22 @@ def compile_chunks(stream, learner, chunk: int, reset_at_episode_start: bool = F
             )
             return learner_state, metrics["value"]
 
-        learner_state, values = jax.lax.scan(one_step, learner_state, transitions)
+        return jax.lax.scan(one_step, learner_state, transitions)
+
+    def run_chunk(learner_state, env_state, keys, data):
+        # The stream does not depend on the learner: generate the chunk first (vectorised where
+        # the stream allows), then run the learner over it.
+        env_state, transitions = jax.vmap(
+            lambda key, env_state: stream.rollout(key, env_state, data, chunk)
+        )(keys, env_state)  # (seeds, chunk, ...)
+        if learner.streams_last:
+            learner_state, values = run_learner(learner_state, cells.streams_last(transitions))
+            values = values.T
+        else:
+            learner_state, values = jax.vmap(run_learner)(learner_state, transitions)
         return (learner_state, env_state), values, transitions.cumulant, transitions.discount
 
-    return jax.jit(jax.vmap(init)), jax.jit(jax.vmap(run_chunk, in_axes=(0, 0, 0, None)))
+    return compiled.jit(init), compiled.jit(run_chunk)
 
 
 def _check_schedule(config: dict[str, Any]) -> None:

@@ -17,13 +17,14 @@ Trace memory is (state size per unit) x (recurrent parameters).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rtrl.cells.base import Cell, Params, is_unit_form, unit_inputs
+from rtrl.cells.base import Cell, Params, contract, is_unit_form, stream_axes_of, unit_inputs
 from rtrl.gradients.base import (
     Estimator,
     differentiable_step,
@@ -35,37 +36,78 @@ from rtrl.gradients.base import (
 
 class TraceState(NamedTuple):
     cell_state: dict[str, jax.Array]
-    # traces[group][name]: (units, s, *shape of the parameter per unit), group in
-    # {"inputs", "recurrent", "unit"}; s state variables per unit, in pytree (sorted-key) order.
+    # traces[group][name]: (units, s, *shape of the parameter per unit, *streams), group in
+    # {"inputs", "recurrent", "unit"}; s state variables per unit, in pytree (sorted-key) order;
+    # stream axes trailing when several streams run at once (cells/base.py).
     traces: dict[str, dict[str, jax.Array]]
 
 
 def stack_per_unit(state: dict[str, jax.Array]) -> jax.Array:
-    """(units, s): each unit's state variables in pytree order."""
-    return jnp.stack(jax.tree.leaves(state), axis=-1)
+    """(units, s, *streams): each unit's state variables in pytree order."""
+    return jnp.stack(jax.tree.leaves(state), axis=1)
 
 
-def _apply_jacobian(jacobian: jax.Array, trace: jax.Array) -> jax.Array:
+def _per_unit_factor(factor: jax.Array, trace: jax.Array, stream_axes: int) -> jax.Array:
+    """factor (units, s, *streams) shaped to broadcast against a trace (units, s, *shape,
+    *streams)."""
+    middle = trace.ndim - factor.ndim
+    cut = factor.ndim - stream_axes
+    return factor.reshape(factor.shape[:cut] + (1,) * middle + factor.shape[cut:])
+
+
+def _apply_jacobian(jacobian: jax.Array, trace: jax.Array, stream_axes: int) -> jax.Array:
     """Per unit, J (s x s) times the trace (s x ...).
 
     Written as s broadcast multiply-adds (s is 1 or 2) rather than an einsum: XLA on CPU fuses
     these into one loop, while a batched dot over tiny matrices is markedly slower.
     """
-    jacobian = jacobian.reshape(jacobian.shape + (1,) * (trace.ndim - 2))
-    return sum(jacobian[:, :, j] * trace[:, j, None] for j in range(trace.shape[1]))
+    return sum(
+        _per_unit_factor(jacobian[:, :, j], trace, stream_axes) * trace[:, j, None]
+        for j in range(trace.shape[1])
+    )
 
 
-def contract_traces(delta: jax.Array, trace: jax.Array) -> jax.Array:
+def contract_traces(delta: jax.Array, trace: jax.Array, stream_axes: int = 0) -> jax.Array:
     """Per unit, delta (s,) . trace (s x ...): the gradient for that unit's parameters."""
-    delta = delta.reshape(delta.shape + (1,) * (trace.ndim - 2))
-    return sum(delta[:, j] * trace[:, j] for j in range(trace.shape[1]))
+    return sum(
+        _per_unit_factor(delta[:, j], trace[:, j], stream_axes) * trace[:, j]
+        for j in range(trace.shape[1])
+    )
 
 
-def _outer(d_u: jax.Array, vector: jax.Array) -> jax.Array:
+def _outer(d_u: jax.Array, vector: jax.Array, stream_axes: int) -> jax.Array:
     """D_u (units, s, *gates) outer a per-unit (units, m) or shared (m,) vector."""
-    if vector.ndim == 2:
-        vector = vector.reshape((vector.shape[0],) + (1,) * (d_u.ndim - 1) + vector.shape[1:])
-    return d_u[..., None] * vector
+    if vector.ndim == 2 + stream_axes:  # per unit
+        vector = vector.reshape((vector.shape[0],) + (1,) * (d_u.ndim - 1 - stream_axes)
+                                + vector.shape[1:])  # fmt: skip
+    return jnp.expand_dims(d_u, d_u.ndim - stream_axes) * vector
+
+
+def per_stream_jacobian(f, primals: tuple, stream_axes: int):
+    """Forward-mode Jacobian of ``f`` (pytrees in, one array (o, *streams) out) for every stream
+    at once: each tangent is one on a single per-stream entry, in every stream, so the streams'
+    derivatives come out side by side. Returns (output, one (o, *leaf shape, *streams) array per
+    primal leaf, as pytrees like ``primals``). With no stream axes this is ``jax.jacfwd``."""
+    leaves, treedef = jax.tree.flatten(primals)
+    streams = leaves[0].shape[leaves[0].ndim - stream_axes :]
+    shapes = [leaf.shape[: leaf.ndim - stream_axes] for leaf in leaves]
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    flat = jnp.concatenate([leaf.reshape((n,) + streams) for leaf, n in zip(leaves, sizes)])
+
+    def flat_f(z):
+        parts = jnp.split(z, np.cumsum(sizes)[:-1])
+        args = [p.reshape(shape + streams) for p, shape in zip(parts, shapes)]
+        return f(*jax.tree.unflatten(treedef, args))
+
+    basis = jnp.broadcast_to(
+        jnp.eye(flat.shape[0], dtype=flat.dtype).reshape((flat.shape[0],) * 2 + (1,) * stream_axes),
+        (flat.shape[0],) + flat.shape,
+    )
+    output, tangents = jax.vmap(lambda t: jax.jvp(flat_f, (flat,), (t,)), out_axes=(None, 1))(basis)
+    out = output.shape[0]
+    blocks = jnp.split(tangents, np.cumsum(sizes)[:-1], axis=1)
+    jacobians = [b.reshape((out,) + shape + streams) for b, shape in zip(blocks, shapes)]
+    return output, jax.tree.unflatten(treedef, jacobians)
 
 
 def _self_read_selector(cell: Cell, state: dict[str, jax.Array]) -> np.ndarray | None:
@@ -82,8 +124,20 @@ def _self_read_selector(cell: Cell, state: dict[str, jax.Array]) -> np.ndarray |
     return selector if selector.any() else None
 
 
-def _local_jacobians(unit_step, unit_params, unit_state, u, self_weights):
-    """For one unit: new state, J (s, s), dF/du and dF/dp (pytrees of (s, *shape)).
+def _self_weights(w: jax.Array, selector: jax.Array, stream_axes: int) -> jax.Array:
+    """(units, *gates, s, *streams): the weights of each unit's reads of its own state."""
+    if stream_axes == 0:
+        return jnp.einsum("n...k,nks->n...s", w, selector)
+    gates = w.ndim - 2 - stream_axes
+    w = jnp.expand_dims(w, w.ndim - stream_axes)  # (units, *gates, K, 1, *streams)
+    selector = selector.reshape(selector.shape[:1] + (1,) * gates + selector.shape[1:]
+                                + (1,) * stream_axes)  # fmt: skip
+    return jnp.sum(w * selector, axis=-(stream_axes + 2))
+
+
+def _local_jacobians(unit_step, stream_axes, unit_params, unit_state, u, self_weights):
+    """For one unit: new state, J (s, s), dF/du and dF/dp (pytrees of (s, *shape)), each with
+    the stream axes trailing.
 
     ``self_weights[name]`` (*gates, s) is the weight with which this unit's recurrent rows read
     its own previous state; it enters J but not the value (the read is already inside ``u``).
@@ -94,17 +148,16 @@ def _local_jacobians(unit_step, unit_params, unit_state, u, self_weights):
         if self_weights:
             zero_with_tangent = state_vec - jax.lax.stop_gradient(state_vec)
             u = {
-                name: value + jnp.tensordot(self_weights[name], zero_with_tangent, axes=1)
+                name: value + contract(self_weights[name], zero_with_tangent, stream_axes)
                 if name in self_weights
                 else value
                 for name, value in u.items()
             }
         new = unit_step(unit_params, jax.tree.unflatten(treedef, list(state_vec)), u)
-        new_vec = jnp.stack(jax.tree.leaves(new))
-        return new_vec, new_vec
+        return jnp.stack(jax.tree.leaves(new))
 
-    (jacobian, d_u, d_p), new_vec = jax.jacfwd(flat_step, argnums=(0, 1, 2), has_aux=True)(
-        jnp.stack(leaves), u, unit_params
+    new_vec, (jacobian, d_u, d_p) = per_stream_jacobian(
+        flat_step, (jnp.stack(leaves), u, unit_params), stream_axes
     )
     return jax.tree.unflatten(treedef, list(new_vec)), jacobian, d_u, d_p
 
@@ -130,26 +183,27 @@ def _unit_block_rtrl(cell: Cell, name: str) -> Estimator:
         state = where_reset(reset, cell.initial_state(params), est_state.cell_state)
         traces = zero_where_reset(reset, est_state.traces)
         u, reads = unit_inputs(cell, params, state, x)
+        b = stream_axes_of(x)
         selector = _self_read_selector(cell, state)
         self_weights = (
             {}
             if selector is None
             else {
-                name: jnp.einsum("n...k,nks->n...s", w, selector.astype(w.dtype))
+                name: _self_weights(w, selector.astype(w.dtype), b)
                 for name, w in params["recurrent"].items()
             }
         )
-        new_state, jacobian, d_u, d_p = jax.vmap(_local_jacobians, in_axes=(None, 0, 0, 0, 0))(
-            cell.unit_step, params["unit"], state, u, self_weights
-        )
+        new_state, jacobian, d_u, d_p = jax.vmap(
+            partial(_local_jacobians, cell.unit_step, b), in_axes=(0, 0, 0, 0)
+        )(params["unit"], state, u, self_weights)
         immediate = {
-            "inputs": lambda name: _outer(d_u[name], x),
-            "recurrent": lambda name: _outer(d_u[name], reads),
+            "inputs": lambda name: _outer(d_u[name], x, b),
+            "recurrent": lambda name: _outer(d_u[name], reads, b),
             "unit": lambda name: d_p[name],
         }
         new_traces = {
             group: {
-                name: _apply_jacobian(jacobian, trace) + immediate[group](name)
+                name: _apply_jacobian(jacobian, trace, b) + immediate[group](name)
                 for name, trace in group_traces.items()
             }
             for group, group_traces in traces.items()
@@ -162,7 +216,8 @@ def _unit_block_rtrl(cell: Cell, name: str) -> Estimator:
             cell, params, est_state.cell_state, x, features_cotangent
         )
         delta = stack_per_unit(state_cotangent)
-        grads = jax.tree.map(lambda t: contract_traces(delta, t), est_state.traces)
+        b = stream_axes_of(x)
+        grads = jax.tree.map(lambda t: contract_traces(delta, t, b), est_state.traces)
         return {**grads, "readout": readout_grad}
 
     return Estimator(
@@ -171,6 +226,7 @@ def _unit_block_rtrl(cell: Cell, name: str) -> Estimator:
         init=init,
         step=differentiable_step(cell, forward, gradient),
         gradient=gradient,
+        streams_last=True,
     )
 
 

@@ -21,6 +21,9 @@ from rtrl.gradients.base import Estimator, StepLoss, reset_then_step, where_rese
 from rtrl.gradients.bptt import unroll
 
 
+MAX_UNROLLED_WINDOW = 16
+
+
 class WindowState(NamedTuple):
     cell_state: Any  # state after the newest step (the end of the window)
     start_state: Any  # state before the oldest step of the window
@@ -32,7 +35,8 @@ class WindowState(NamedTuple):
 def _run_window(cell: Cell, params: Params, window: WindowState):
     """Re-run the window from its stop-gradient start state (slots before the stream: skipped)."""
     truncation = window.xs.shape[0]
-    valid = jnp.arange(truncation) >= truncation - window.filled
+    slots = jnp.arange(truncation).reshape((-1,) + (1,) * window.filled.ndim)
+    valid = slots >= truncation - window.filled  # (T, *streams)
 
     def per_slot(state, inputs):
         x, reset, is_valid = inputs
@@ -40,7 +44,10 @@ def _run_window(cell: Cell, params: Params, window: WindowState):
         return where_reset(is_valid, stepped, state), None
 
     start = jax.lax.stop_gradient(window.start_state)
-    final, _ = jax.lax.scan(per_slot, start, (window.xs, window.resets, valid))
+    # Short windows unrolled: a loop inside every online step (and another in its gradient)
+    # costs more in loop overhead than its few tiny steps.
+    unroll = truncation <= MAX_UNROLLED_WINDOW
+    final, _ = jax.lax.scan(per_slot, start, (window.xs, window.resets, valid), unroll=unroll)
     return final
 
 
@@ -74,7 +81,10 @@ def truncated_bptt(cell: Cell, truncation: int, num_inputs: int | None = None) -
         return est_state._replace(
             start_state=jax.lax.stop_gradient(start_state),
             xs=jnp.concatenate([est_state.xs[1:], x[None].astype(est_state.xs.dtype)]),
-            resets=jnp.concatenate([est_state.resets[1:], jnp.asarray(reset, bool)[None]]),
+            resets=jnp.concatenate([
+                est_state.resets[1:],
+                jnp.broadcast_to(jnp.asarray(reset, bool), est_state.resets.shape[1:])[None],
+            ]),  # fmt: skip
             filled=jnp.minimum(est_state.filled + 1, truncation),
         )
 
@@ -93,8 +103,9 @@ def truncated_bptt(cell: Cell, truncation: int, num_inputs: int | None = None) -
         return grads
 
     return Estimator(
-        name=f"tbptt[{truncation}]", cell=cell, init=init, step=step, gradient=gradient
-    )
+        name=f"tbptt[{truncation}]", cell=cell, init=init, step=step, gradient=gradient,
+        streams_last=True,
+    )  # fmt: skip
 
 
 def block_value_and_grad(

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from rtrl.cells.base import contract, stream_axes_of
 from rtrl.gradients.base import Estimator
 
 
@@ -26,6 +27,7 @@ class RegressionState(NamedTuple):
 class OnlineRegression(NamedTuple):
     init: Any  # (key, num_inputs) -> RegressionState
     step: Any  # (state, x, target, reset) -> (state, metrics)
+    streams_last: bool = False  # step takes many streams with the stream axes last
 
 
 def linear_head(num_features: int, dtype=jnp.float32) -> dict[str, jax.Array]:
@@ -47,10 +49,13 @@ def online_regression(
     def step(state: RegressionState, x: jax.Array, target: jax.Array, reset=False):
         def loss_fn(params):
             features, est_state = estimator.step(params["cell"], state.est_state, x, reset)
-            prediction = params["head"]["w"] @ features + params["head"]["b"]
-            return 0.5 * (prediction - target) ** 2, (est_state, prediction)
+            head = params["head"]
+            prediction = contract(head["w"], features, stream_axes_of(x)) + head["b"]
+            loss = 0.5 * (prediction - target) ** 2
+            # Streams (last axes) are independent: the gradient of the sum is each one's own.
+            return jnp.sum(loss), (loss, est_state, prediction)
 
-        (loss, (est_state, prediction)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        (_, (loss, est_state, prediction)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params
         )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -60,4 +65,4 @@ def online_regression(
             "prediction": prediction,
         }
 
-    return OnlineRegression(init, step)
+    return OnlineRegression(init, step, estimator.streams_last)

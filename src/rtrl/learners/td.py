@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from rtrl.cells.base import contract, stream_axes_of
 from rtrl.gradients.base import Estimator
 from rtrl.learners.regression import linear_head
 from rtrl.networks.normalize import (
@@ -49,6 +50,7 @@ class TDState(NamedTuple):
 class TDLambda(NamedTuple):
     init: Any  # (key, num_inputs) -> TDState
     step: Any  # (state, x, cumulant, discount, reset=False) -> (state, metrics)
+    streams_last: bool = False  # step takes many streams with the stream axes last
 
 
 def rmsprop_on_update(
@@ -82,7 +84,7 @@ def td_lambda(
     def features_in_use(est_state) -> jax.Array:
         if estimator.active_features is None:
             return jnp.asarray(cell.num_features)
-        return estimator.active_features(est_state).sum()
+        return estimator.active_features(est_state).sum(axis=0)
 
     def init(key: jax.Array, num_inputs: int) -> TDState:
         cell_params = cell.init(key, num_inputs)
@@ -102,11 +104,14 @@ def td_lambda(
         def value_fn(params):
             features, est_state = estimator.step(params["cell"], state.est_state, x, reset)
             normalized = normalize(state.feature_stats, features, feature_norm_rate)
-            return params["head"]["w"] @ normalized + params["head"]["b"], (est_state, features)
+            head = params["head"]
+            value = contract(head["w"], normalized, stream_axes_of(x)) + head["b"]
+            # Streams (last axes) are independent: the gradient of the sum is each one's own.
+            return jnp.sum(value), (value, est_state, features)
 
-        (value, (est_state, features)), value_grad = jax.value_and_grad(value_fn, has_aux=True)(
-            state.params
-        )
+        (_, (value, est_state, features)), value_grad = jax.value_and_grad(
+            value_fn, has_aux=True
+        )(state.params)
         feature_stats = state.feature_stats
         if feature_norm_rate < 1.0:  # static
             updated = normalizer_update(
@@ -130,8 +135,8 @@ def td_lambda(
         params = optax.apply_updates(state.params, updates)
         decay = discount * lambda_ * state.started
         trace = jax.tree.map(lambda e, g: decay * e + g, state.trace, value_grad)
-        started = jnp.ones((), bool)
+        started = jnp.ones_like(state.started)
         new_state = TDState(params, opt_state, est_state, trace, value, started, feature_stats)
         return new_state, {"value": value, "td_error": delta}
 
-    return TDLambda(init, step)
+    return TDLambda(init, step, estimator.streams_last)

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rtrl.cells import Cell, is_elementwise, make_cell
-from rtrl.cells.base import Params, check_input, num_inputs_of
+from rtrl.cells.base import Params, check_input, num_inputs_of, project_reads, stream_axes_of
 from rtrl.gradients import columnar_rtrl
 from rtrl.gradients.base import Estimator, differentiable_step, where_reset, zero_where_reset
 from rtrl.gradients.columnar import TraceState, contract_traces, stack_per_unit
@@ -172,6 +172,11 @@ def _kept(network: StagedNetwork, num_inputs: int) -> np.ndarray:
     return np.concatenate([np.ones((network.num_stages, num_inputs), bool), network.reads], 1)
 
 
+def _kept_per_stream(network: StagedNetwork, num_inputs: int, stream_axes: int) -> np.ndarray:
+    kept = _kept(network, num_inputs)
+    return kept.reshape(kept.shape + (1,) * stream_axes)
+
+
 def _stage_inputs(
     network: StagedNetwork, state, x: jax.Array, stats: NormalizerState | None
 ) -> jax.Array:
@@ -182,23 +187,26 @@ def _stage_inputs(
     if stats is not None:
         mean, variance = jax.lax.stop_gradient((stats.mean, stats.variance))
         z = (z - mean) / jnp.sqrt(variance)
-    return jnp.where(_kept(network, x.shape[0]), z, 0.0)
+    return jnp.where(_kept_per_stream(network, x.shape[0], stream_axes_of(x)), z, 0.0)
 
 
-def _full_rows(params: Params) -> dict[str, jax.Array]:
+def _full_rows(params: Params, stream_axes: int) -> dict[str, jax.Array]:
     """Each feature's rows over [x; exposed values]: inputs and recurrent rows side by side."""
     return {
-        name: jnp.concatenate([w, params["recurrent"][name]], axis=-1)
+        name: jnp.concatenate([w, params["recurrent"][name]], axis=w.ndim - 1 - stream_axes)
         for name, w in params["inputs"].items()
     }
 
 
-def _transition(network: StagedNetwork, params: Params, state, stage_inputs: jax.Array):
-    """All N features' next state, feature j reading its stage's row of ``stage_inputs``."""
-    per_feature = stage_inputs[np.arange(network.features) // network.stage_size]
-    u = {
-        name: jnp.einsum("n...k,nk->n...", w, per_feature) for name, w in _full_rows(params).items()
-    }
+def _transition(
+    network: StagedNetwork, params: Params, state, stage_inputs: jax.Array, rows=None
+):
+    """All N features' next state, feature j reading its stage's row of ``stage_inputs`` through
+    its ``rows`` (``_full_rows``, computed here unless given)."""
+    if rows is None:
+        rows = _full_rows(params, stage_inputs.ndim - 2)
+    per_feature = jnp.repeat(stage_inputs, network.stage_size, axis=0)
+    u = project_reads(rows, per_feature)
     return jax.vmap(network.column.unit_step)(params["unit"], state, u)
 
 
@@ -210,8 +218,42 @@ class StagedState(NamedTuple):
     input_stats: NormalizerState  # per stage, (M, d + E*N)
 
 
+def _stage_one_hot(stage: jax.Array, num_stages: int, ndim: int) -> jax.Array:
+    """(M, 1, ..., 1, *streams): which stage is ``stage`` in each stream, against arrays with
+    ``ndim`` per-stage axes after the stage axis."""
+    one_hot = jnp.arange(num_stages).reshape((-1,) + (1,) * jnp.ndim(stage)) == stage
+    return one_hot.reshape(one_hot.shape[:1] + (1,) * ndim + one_hot.shape[1:])
+
+
 def _slice_stage(tree: Any, stage: jax.Array, size: int) -> Any:
-    return jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, stage * size, size), tree)
+    """Rows ``stage * size`` to ``(stage + 1) * size`` of every leaf (the stage axis first).
+
+    With streams last each stream has its own stage: a selection by one-hot weights over the
+    stages, elementwise, instead of a gather."""
+    if jnp.ndim(stage) == 0:
+        return jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, stage * size, size), tree)
+
+    def select(a: jax.Array) -> jax.Array:
+        blocks = a.reshape((a.shape[0] // size, size) + a.shape[1:])
+        one_hot = _stage_one_hot(stage, blocks.shape[0], a.ndim - jnp.ndim(stage))
+        return jnp.sum(jnp.where(one_hot, blocks, 0), axis=0)
+
+    return jax.tree.map(select, tree)
+
+
+def _place_stage(full: jax.Array, part: jax.Array, stage: jax.Array) -> jax.Array:
+    """An array like ``full``, zero but for ``part`` in ``stage``'s rows."""
+    part = part.astype(full.dtype)
+    size = part.shape[0]
+    if jnp.ndim(stage) == 0:
+        return jax.lax.dynamic_update_slice_in_dim(jnp.zeros_like(full), part, stage * size, 0)
+    one_hot = _stage_one_hot(stage, full.shape[0] // size, part.ndim - jnp.ndim(stage))
+    return jnp.where(one_hot, part, 0).reshape(full.shape)
+
+
+def _stage_row(table: jax.Array, stage: jax.Array) -> jax.Array:
+    """``table[stage]`` per stream (table (M, ...) for all streams, or (M, ..., *streams))."""
+    return _slice_stage(table, stage, 1)[0]
 
 
 def active_stage(network: StagedNetwork, steps: jax.Array) -> jax.Array:
@@ -220,9 +262,10 @@ def active_stage(network: StagedNetwork, steps: jax.Array) -> jax.Array:
 
 
 def feature_mask(network: StagedNetwork, stage: jax.Array) -> jax.Array:
-    """(num_features,) bool: features of stages up to ``stage`` (those the head reads)."""
+    """(num_features, *streams) bool: features of stages up to ``stage`` (those the head
+    reads)."""
     units = _feature_units(network.cell.num_features, network.features)
-    return jnp.asarray(units // network.stage_size) <= stage
+    return jnp.asarray(units // network.stage_size).reshape((-1,) + (1,) * jnp.ndim(stage)) <= stage
 
 
 def staged_rtrl(network: StagedNetwork) -> Estimator:
@@ -236,15 +279,19 @@ def staged_rtrl(network: StagedNetwork) -> Estimator:
     stage_estimator = columnar_rtrl(column)
     size = network.stage_size
 
-    def stage_params(params: Params, stage: jax.Array) -> Params:
-        rows = _slice_stage(_full_rows(params), stage, size)
-        return {"inputs": rows, "unit": _slice_stage(params["unit"], stage, size), "readout": {}}
+    def stage_params(params: Params, rows, stage: jax.Array) -> Params:
+        return {
+            "inputs": _slice_stage(rows, stage, size),
+            "unit": _slice_stage(params["unit"], stage, size),
+            "readout": {},
+        }
 
     def init(params: Params, key: jax.Array | None = None) -> StagedState:
         state = cell.initial_state(params)
         width = num_inputs_of(params) + network.reads.shape[1]
         dtype = jax.tree.leaves(state)[0].dtype
-        traces = stage_estimator.init(stage_params(params, jnp.int32(0))).traces
+        traces = stage_estimator.init(stage_params(params, _full_rows(params, 0), jnp.int32(0)))
+        traces = traces.traces
         stats = NormalizerState(
             jnp.zeros((network.num_stages, width), dtype),
             jnp.ones((network.num_stages, width), dtype),
@@ -253,28 +300,32 @@ def staged_rtrl(network: StagedNetwork) -> Estimator:
 
     def forward(params: Params, est: StagedState, x: jax.Array, reset):
         check_input(cell, params, x)
+        b = stream_axes_of(x)
         stage = active_stage(network, est.steps)
         state = where_reset(reset, cell.initial_state(params), est.cell_state)
         new_stage = stage != est.stage
         traces = zero_where_reset(reset | new_stage, est.traces)
         stats = est.input_stats
         if network.input_norm_rate < 1.0:  # static
-            raw = jnp.where(
-                jnp.asarray(_kept(network, x.shape[0]))[stage], _read_vector(network, state, x), 0.0
-            )
+            kept = _kept_per_stream(network, x.shape[0], b)
+            raw = jnp.where(_stage_row(kept, stage), _read_vector(network, state, x), 0.0)
             updated = normalizer_update(
-                jax.tree.map(lambda a: a[stage], stats), raw,
+                jax.tree.map(lambda a: _stage_row(a, stage), stats), raw,
                 network.input_norm_rate, network.input_norm_floor,
             )  # fmt: skip
-            stats = jax.tree.map(lambda a, row: a.at[stage].set(row), stats, updated)
+            stats = jax.tree.map(
+                lambda a, row: jnp.where(_stage_one_hot(stage, a.shape[0], a.ndim - 1 - b), row, a),
+                stats, updated,
+            )  # fmt: skip
             inputs = _stage_inputs(network, state, x, stats)
         else:
             inputs = _stage_inputs(network, state, x, None)
-        new_state = _transition(network, params, state, inputs)
+        rows = _full_rows(params, b)
+        new_state = _transition(network, params, state, inputs, rows)
         _, stage_state = stage_estimator.step(
-            stage_params(params, stage),
+            stage_params(params, rows, stage),
             TraceState(_slice_stage(state, stage, size), traces),
-            inputs[stage],
+            _stage_row(inputs, stage),
         )
         features = cell.readout(params["readout"], new_state, x)
         features = jnp.where(feature_mask(network, stage), features, 0.0)
@@ -285,20 +336,27 @@ def staged_rtrl(network: StagedNetwork) -> Estimator:
         cotangent = jnp.where(feature_mask(network, est.stage), features_cotangent, 0.0)
         _, readout_vjp = jax.vjp(lambda s: cell.readout(params["readout"], s, x), est.cell_state)
         (state_cotangent,) = readout_vjp(cotangent)
+        b = stream_axes_of(x)
         delta = _slice_stage(stack_per_unit(state_cotangent), est.stage, size)
-        stage_grads = jax.tree.map(lambda t: contract_traces(delta, t), est.traces)
+        stage_grads = jax.tree.map(lambda t: contract_traces(delta, t, b), est.traces)
 
         def place(full: jax.Array, part: jax.Array) -> jax.Array:
-            return jax.lax.dynamic_update_slice_in_dim(
-                jnp.zeros_like(full), part.astype(full.dtype), est.stage * size, axis=0
-            )
+            return _place_stage(full, part, est.stage)
 
-        num_inputs = num_inputs_of(params)
+        def columns(a: jax.Array, start: int, stop: int | None) -> jax.Array:
+            axis = a.ndim - 1 - b  # the rows' last per-stream axis: [x; exposed values]
+            return jax.lax.slice_in_dim(a, start, a.shape[axis] if stop is None else stop,
+                                        axis=axis)  # fmt: skip
+
+        num_inputs = num_inputs_of(params, b)
         rows = stage_grads["inputs"]
         return {
-            "inputs": {n: place(w, rows[n][..., :num_inputs]) for n, w in params["inputs"].items()},
+            "inputs": {
+                n: place(w, columns(rows[n], 0, num_inputs)) for n, w in params["inputs"].items()
+            },
             "recurrent": {
-                n: place(w, rows[n][..., num_inputs:]) for n, w in params["recurrent"].items()
+                n: place(w, columns(rows[n], num_inputs, None))
+                for n, w in params["recurrent"].items()
             },
             "unit": jax.tree.map(place, params["unit"], stage_grads["unit"]),
             "readout": {},
@@ -314,14 +372,18 @@ def staged_rtrl(network: StagedNetwork) -> Estimator:
         gradient=gradient,
         trainable=lambda params, est: _trainable_mask(network, params, est.stage),
         active_features=lambda est: feature_mask(network, est.stage),
+        streams_last=True,
     )
 
 
 def _trainable_mask(network: StagedNetwork, params: Params, stage: jax.Array) -> Params:
     """1 on the rows of ``stage``'s features in every recurrent parameter, 0 elsewhere."""
-    rows = jnp.arange(network.features) // network.stage_size == stage
+    rows = (jnp.arange(network.features) // network.stage_size).reshape(
+        (-1,) + (1,) * jnp.ndim(stage)
+    ) == stage  # (N, *streams)
 
     def mask(a: jax.Array) -> jax.Array:
-        return rows.reshape((-1,) + (1,) * (a.ndim - 1)).astype(a.dtype)
+        per_row = a.ndim - 1 - jnp.ndim(stage)
+        return rows.reshape(rows.shape[:1] + (1,) * per_row + rows.shape[1:]).astype(a.dtype)
 
     return {k: jax.tree.map(mask, v) for k, v in params.items()}

@@ -1,0 +1,87 @@
+"""Where a step of the compiled online loop goes: for a preset and seed counts, the time of the
+stream alone and of the learner alone per step, and the XLA operations (thunks) executed per step
+by class, counted from a profiler trace of one chunk (the profiler's own overhead per operation
+inflates its durations, so they are reported only as shares)."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import re
+import tempfile
+from pathlib import Path
+
+import jax
+
+from rtrl import compiled
+from rtrl.bench.timing import time_per_call
+from rtrl.experiments import presets
+from rtrl.experiments.runner import build, compile_chunks
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="ccn-columnar")
+    parser.add_argument("--seeds", default="1,32", help="comma-separated numbers of seeds")
+    parser.add_argument("--chunk", type=int, default=2000, help="steps per timed chunk")
+    parser.add_argument("--classes", type=int, default=12, help="operation classes to list")
+    parser.add_argument("--min-seconds", type=float, default=1.0)
+
+
+def _thunks_per_step(run, args, steps: int) -> collections.Counter:
+    from jax.profiler import ProfileData
+
+    with tempfile.TemporaryDirectory() as directory:
+        with jax.profiler.trace(directory):
+            jax.block_until_ready(run(*args))
+        trace = next(Path(directory).rglob("*.xplane.pb"))
+        profile = ProfileData.from_file(str(trace))
+    counts, durations = collections.Counter(), collections.Counter()
+    for plane in profile.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_XLA"):  # the threads that execute compiled code
+                continue
+            for event in line.events:
+                if event.name.startswith(("ThunkExecutor", "end:")):
+                    continue
+                kind = re.sub(r"\.\d+", "", event.name)  # fusion.12 -> fusion
+                counts[kind] += 1
+                durations[kind] += event.duration_ns
+    return collections.Counter({k: counts[k] / steps for k in counts}), durations
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    config = presets.resolve(args.preset, None)
+    stream, learner = build(config)
+    init, run_chunk = compile_chunks(stream, learner, args.chunk)
+    rows = []
+    for seeds in [int(s) for s in args.seeds.split(",")]:
+        keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+        state = init(keys)
+        whole = time_per_call(lambda: run_chunk(*state, keys, stream.data), args.min_seconds)
+        stream_only = compiled.jit(
+            jax.vmap(lambda k, s: stream.rollout(k, s, stream.data, args.chunk))
+        )
+        env_seconds = time_per_call(lambda: stream_only(keys, state[1]), args.min_seconds)
+        counts, durations = _thunks_per_step(run_chunk, (*state, keys, stream.data), args.chunk)
+        total = sum(durations.values())
+        row = {
+            "preset": args.preset, "seeds": seeds,
+            "us_per_step": 1e6 * whole / args.chunk,
+            "stream_us_per_step": 1e6 * env_seconds / args.chunk,
+            "learner_us_per_step": 1e6 * (whole - env_seconds) / args.chunk,
+            "operations_per_step": sum(counts.values()),
+            "classes": {k: {"per_step": counts[k], "share": durations[k] / total}
+                        for k, _ in durations.most_common(args.classes)},
+        }  # fmt: skip
+        rows.append(row)
+        if args.json:
+            print(json.dumps(row), flush=True)
+            continue
+        print(f"{args.preset}, {seeds} seed(s): {row['us_per_step']:.2f} us per step "
+              f"(stream {row['stream_us_per_step']:.2f}, learner {row['learner_us_per_step']:.2f}),"
+              f" {row['operations_per_step']:.0f} XLA operations per step")  # fmt: skip
+        print(f"  {'operation class':<40}{'per step':>9}{'share of traced time':>22}")
+        for kind, entry in row["classes"].items():
+            print(f"  {kind:<40}{entry['per_step']:>9.1f}{entry['share']:>21.0%}")
+    return rows
