@@ -21,9 +21,10 @@ Interface (gymnax style, explicit keys, no hidden state)::
 ``cumulant`` is the US value in ``observation`` (the signal received on entering this step);
 ``stream.gamma`` is the discount. Everything is jittable and vmappable over keys.
 
-A step's randomness is a pure function of its key (``draws``), apart from the sequential update
-(``advance``), so ``rollout`` draws a whole chunk's randomness in one vectorised call and leaves
-only cheap arithmetic in the sequential loop: the same numbers as stepping one key at a time.
+What a step's randomness decides is a pure function of its key (``draws``), and the observation a
+pure function of the state (``observe``); only ``next_state`` is sequential. So ``rollout`` draws
+a whole chunk's randomness and builds its observations in vectorised calls, leaving a few scalar
+selects in the sequential loop: the same numbers as stepping one key at a time.
 """
 
 from __future__ import annotations
@@ -74,12 +75,14 @@ class PredictionStream(NamedTuple):
     num_observations: int
     gamma: float
     reset: Callable[[jax.Array], TrialState]
-    draws: Callable[[jax.Array], "StepDraws"]  # a step's randomness, from its key
-    advance: Callable[["StepDraws", TrialState], tuple[TrialState, jax.Array, jax.Array]]
+    draws: Callable[[jax.Array], "StepDraws"]  # what a step's randomness decides, from its key
+    next_state: Callable[["StepDraws", TrialState], TrialState]  # the sequential part
+    observe: Callable[[TrialState], tuple[jax.Array, jax.Array]]  # (observation, cumulant)
 
     def step(self, key: jax.Array, state: TrialState):
         """One step: ``(state, observation, cumulant)``."""
-        return self.advance(self.draws(key), state)
+        state = self.next_state(self.draws(key), state)
+        return (state, *self.observe(state))
 
     # The runner's interface, shared with recorded streams (rtrl.envs.atari): continuing
     # streams have a constant discount, no episodes and no recorded data.
@@ -93,15 +96,38 @@ class PredictionStream(NamedTuple):
         return state, Transition(observation, cumulant, discount, jnp.zeros((), bool))
 
     def rollout(self, key: jax.Array, state: TrialState, data, steps: int):
-        """``steps`` transitions (time first) from ``split(key, steps)``, one key per step."""
-        draws = jax.vmap(self.draws)(jax.random.split(key, steps))
+        """``steps`` transitions (time first) from ``split(key, steps)``, one key per step. Only
+        the state update runs step by step; randomness and observations are vectorised."""
+        return _squeeze_seeds(self.rollout_seeds(key[None], _add_seeds(state), data, steps))
 
-        def one_step(state, step_draws):
-            state, observation, cumulant = self.advance(step_draws, state)
-            discount = jnp.asarray(self.gamma, observation.dtype)
-            return state, Transition(observation, cumulant, discount, jnp.zeros((), bool))
+    def rollout_seeds(self, keys: jax.Array, states: TrialState, data, steps: int):
+        """``rollout`` for many seeds at once (keys and states with a leading seed axis)."""
+        step_keys = jax.vmap(lambda key: jax.random.split(key, steps))(keys)
+        # One flat batch of keys: XLA's CPU random-bits code runs a nested batch about twice as
+        # slowly.
+        flat = jax.vmap(self.draws)(step_keys.reshape((-1,) + step_keys.shape[2:]))
+        draws = jax.tree.map(lambda a: a.reshape(step_keys.shape[:2] + a.shape[1:]), flat)
 
-        return jax.lax.scan(one_step, state, draws)
+        def one_seed(state, seed_draws):
+            def one_step(state, step_draws):
+                state = self.next_state(step_draws, state)
+                return state, state
+
+            return jax.lax.scan(one_step, state, seed_draws)
+
+        states, visited = jax.vmap(one_seed)(states, draws)
+        observations, cumulants = jax.vmap(jax.vmap(self.observe))(visited)
+        shape = cumulants.shape
+        discounts = jnp.full(shape, self.gamma, observations.dtype)
+        return states, Transition(observations, cumulants, discounts, jnp.zeros(shape, bool))
+
+
+def _add_seeds(tree):
+    return jax.tree.map(lambda a: a[None], tree)
+
+
+def _squeeze_seeds(tree):
+    return jax.tree.map(lambda a: a[0], tree)
 
 
 def _f32(p: float) -> jax.Array:
@@ -122,10 +148,10 @@ class TrialDraws(NamedTuple):
 
 
 class StepDraws(NamedTuple):
-    """All randomness one step may use (a new trial's choices are drawn whether used or not)."""
+    """What one step's randomness decides (a new trial is drawn whether it starts or not)."""
 
-    trial: TrialDraws
-    distractors: jax.Array  # (num_distractors,) uniforms
+    trial: TrialState  # the trial that starts if one starts at this step (timers unset)
+    switch_on: jax.Array  # (num_distractors,) bool: which distractors would switch on
 
 
 def _trial_draws(key: jax.Array, config: TrialConfig) -> TrialDraws:
@@ -176,23 +202,25 @@ def make_stream(name: str, config: TrialConfig) -> PredictionStream:
 
     def draws(key: jax.Array) -> StepDraws:
         k_trial, k_distractors = jax.random.split(key)
+        no_timers = jnp.zeros((num_distractors,), jnp.int32)
+        uniforms = jax.random.uniform(k_distractors, (num_distractors,), jnp.float32)
         return StepDraws(
-            _trial_draws(k_trial, config),
-            jax.random.uniform(k_distractors, (num_distractors,), jnp.float32),
+            _new_trial(_trial_draws(k_trial, config), config, no_timers), uniforms < probabilities
         )
 
-    def advance(draws: StepDraws, state: TrialState):
+    def next_state(draws: StepDraws, state: TrialState) -> TrialState:
         time = state.time + 1
         state = jax.tree.map(
             lambda new, old: jnp.where(time >= state.trial_length, new, old),
-            _new_trial(draws.trial, config, state.distractor_timers),
+            draws.trial._replace(distractor_timers=state.distractor_timers),
             state._replace(time=time),
         )
         timers = jnp.maximum(state.distractor_timers - 1, 0)
-        switch_on = draws.distractors < probabilities
-        timers = jnp.where((timers == 0) & switch_on, config.distractor_duration, timers)
-        state = state._replace(distractor_timers=timers)
+        timers = jnp.where((timers == 0) & draws.switch_on, config.distractor_duration, timers)
+        return state._replace(distractor_timers=timers)
 
+    def observe(state: TrialState) -> tuple[jax.Array, jax.Array]:
+        timers = state.distractor_timers
         cs_on = state.time < config.cs_duration
         us_on = (
             state.us_trial
@@ -207,9 +235,11 @@ def make_stream(name: str, config: TrialConfig) -> PredictionStream:
         observation = jax.lax.dynamic_update_slice(
             observation, (timers > 0).astype(jnp.float32), (config.distractor_start,)
         )
-        return state, observation, observation[config.us_index]
+        return observation, observation[config.us_index]
 
-    return PredictionStream(name, config, num_observations, config.gamma, reset, draws, advance)
+    return PredictionStream(
+        name, config, num_observations, config.gamma, reset, draws, next_state, observe
+    )
 
 
 def _spread(isi: int) -> tuple[int, int]:

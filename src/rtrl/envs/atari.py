@@ -374,6 +374,10 @@ class RecordedStream(NamedTuple):
         transitions = jax.vmap(lambda i: self.transition(key, i, data)[1])(indices)
         return index + steps, transitions
 
+    def rollout_seeds(self, keys, indices: jax.Array, data, steps: int):
+        """``rollout`` for many seeds at once (a leading seed axis)."""
+        return jax.vmap(lambda key, index: self.rollout(key, index, data, steps))(keys, indices)
+
 
 def observation_size(frame_size: int) -> int:
     return frame_size * frame_size + NUM_ACTION_SLOTS + 1

@@ -153,9 +153,7 @@ def compile_chunks(stream, learner, chunk: int, reset_at_episode_start: bool = F
     def run_chunk(learner_state, env_state, keys, data):
         # The stream does not depend on the learner: generate the chunk first (vectorised where
         # the stream allows), then run the learner over it.
-        env_state, transitions = jax.vmap(
-            lambda key, env_state: stream.rollout(key, env_state, data, chunk)
-        )(keys, env_state)  # (seeds, chunk, ...)
+        env_state, transitions = stream.rollout_seeds(keys, env_state, data, chunk)
         if learner.streams_last:
             learner_state, values = run_learner(learner_state, cells.streams_last(transitions))
             values = values.T
