@@ -81,6 +81,9 @@ class Cell(NamedTuple):
     coupling: "Coupling | None" = None
     # The state variables a unit exposes to units that read it (its output, e.g. ("h",)).
     exposed: tuple[str, ...] = ()
+    # Whether compiled loops should run many streams with the stream axis last (the layout XLA
+    # vectorises on CPU) rather than vmapped; measured per cell (benchmarks/README.md).
+    streams_last_fast: bool = True
 
 
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity: usable as a static argument
@@ -212,6 +215,7 @@ def unit_form_cell(
     readout: Callable[[Params, State, jax.Array], jax.Array],
     exposed: tuple[str, ...],
     coupling: Coupling | None = None,
+    streams_last_fast: bool = True,
 ) -> Cell:
     """Build a Cell from the per-unit update (element-wise when ``coupling`` is None)."""
 
@@ -238,6 +242,7 @@ def unit_form_cell(
             unit_step=unit_step,
             coupling=coupling,
             exposed=exposed,
+            streams_last_fast=streams_last_fast,
         )
     )
 

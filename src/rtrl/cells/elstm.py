@@ -71,4 +71,6 @@ def elstm(units: int, init_std: float = 0.1, forget_bias: float = 0.0) -> Cell:
         unit_step=unit_step,
         exposed=("c",),
         readout=readout,
+        # Measured (python -m rtrl.bench cells): vmapped streams run this cell faster on CPU.
+        streams_last_fast=False,
     )

@@ -50,8 +50,8 @@ class Estimator(NamedTuple):
     trainable: Callable[[Params, Any], Params] | None = None
     # active_features(est_state) -> (num_features,) bool: the features a head reads now.
     active_features: Callable[[Any], jax.Array] | None = None
-    # Whether ``step`` also runs many streams at once with the stream axes last in every array
-    # (cells/base.py); otherwise batch streams with jax.vmap.
+    # Whether compiled loops should run many streams at once with the stream axes last in every
+    # array (cells/base.py; ``step`` supports it) rather than with jax.vmap.
     streams_last: bool = False
 
 

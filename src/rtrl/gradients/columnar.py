@@ -226,7 +226,7 @@ def _unit_block_rtrl(cell: Cell, name: str) -> Estimator:
         init=init,
         step=differentiable_step(cell, forward, gradient),
         gradient=gradient,
-        streams_last=True,
+        streams_last=cell.streams_last_fast,
     )
 
 

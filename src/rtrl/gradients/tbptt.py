@@ -104,7 +104,7 @@ def truncated_bptt(cell: Cell, truncation: int, num_inputs: int | None = None) -
 
     return Estimator(
         name=f"tbptt[{truncation}]", cell=cell, init=init, step=step, gradient=gradient,
-        streams_last=True,
+        streams_last=cell.streams_last_fast,
     )  # fmt: skip
 
 

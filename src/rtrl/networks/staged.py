@@ -372,7 +372,7 @@ def staged_rtrl(network: StagedNetwork) -> Estimator:
         gradient=gradient,
         trainable=lambda params, est: _trainable_mask(network, params, est.stage),
         active_features=lambda est: feature_mask(network, est.stage),
-        streams_last=True,
+        streams_last=network.column.streams_last_fast,
     )
 
 
