@@ -28,6 +28,7 @@ def _both_layouts(learner, inputs, steps=STEPS):
         def one(state, args):
             state, metrics = step(state, *args)
             return state, metrics
+
         return jax.lax.scan(one, state, inputs)
 
     reference = jax.jit(lambda s, i: run(jax.vmap(learner.step), s, i))(state, inputs)

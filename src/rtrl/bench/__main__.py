@@ -1,4 +1,5 @@
-"""Benchmarks: ``python -m rtrl.bench {cells,estimators,loop,peers,profile,atari,control} [--json]``."""
+"""Benchmarks: ``python -m rtrl.bench SUITE [--json]``, SUITE one of cells, estimators, loop,
+peers, profile, atari, control."""
 
 from __future__ import annotations
 

@@ -59,9 +59,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         keys = jax.random.split(jax.random.PRNGKey(0), seeds)
         state = init(keys)
         whole = time_per_call(lambda: run_chunk(*state, keys, stream.data), args.min_seconds)
-        stream_only = compiled.jit(
-            lambda k, s: stream.rollout_seeds(k, s, stream.data, args.chunk)
-        )
+        stream_only = compiled.jit(lambda k, s: stream.rollout_seeds(k, s, stream.data, args.chunk))
         env_seconds = time_per_call(lambda: stream_only(keys, state[1]), args.min_seconds)
         counts, durations = _thunks_per_step(run_chunk, (*state, keys, stream.data), args.chunk)
         total = sum(durations.values())

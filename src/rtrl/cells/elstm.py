@@ -59,7 +59,8 @@ def elstm(units: int, init_std: float = 0.1, forget_bias: float = 0.0) -> Cell:
     def readout(readout_params, state, x):
         c = state["c"]
         z = jnp.concatenate([x, c])
-        o = jax.nn.sigmoid(contract(readout_params["O"], z, stream_axes_of(x)) + readout_params["b_o"])
+        gate = contract(readout_params["O"], z, stream_axes_of(x)) + readout_params["b_o"]
+        o = jax.nn.sigmoid(gate)
         return o * c
 
     return unit_form_cell(

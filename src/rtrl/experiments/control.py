@@ -93,7 +93,10 @@ def ppo_program(config: dict[str, Any]) -> ChunkedProgram:
         return state, metrics["episode_return"], metrics["episodes"], loss
 
     return ChunkedProgram(
-        compiled.jit(jax.vmap(agent.init)), compiled.jit(jax.vmap(run_chunk)), per_iteration, iterations
+        compiled.jit(jax.vmap(agent.init)),
+        compiled.jit(jax.vmap(run_chunk)),
+        per_iteration,
+        iterations,
     )
 
 
@@ -124,7 +127,9 @@ def actor_critic_program(config: dict[str, Any]) -> ChunkedProgram:
         td_error = (metrics["td_error"] ** 2).reshape(bins, bin_size).mean(1)
         return state, returns, episodes, td_error
 
-    return ChunkedProgram(compiled.jit(jax.vmap(init)), compiled.jit(jax.vmap(run_chunk)), bin_size, bins)
+    return ChunkedProgram(
+        compiled.jit(jax.vmap(init)), compiled.jit(jax.vmap(run_chunk)), bin_size, bins
+    )
 
 
 HOST_PREFIX = "gym:"  # env = "gym:<Gymnasium id>" or "gym:<mujoco task>-p|v": host loop

@@ -20,7 +20,6 @@ from rtrl.cells.base import Cell, Params, num_inputs_of
 from rtrl.gradients.base import Estimator, StepLoss, reset_then_step, where_reset
 from rtrl.gradients.bptt import unroll
 
-
 MAX_UNROLLED_WINDOW = 16
 
 
@@ -81,10 +80,12 @@ def truncated_bptt(cell: Cell, truncation: int, num_inputs: int | None = None) -
         return est_state._replace(
             start_state=jax.lax.stop_gradient(start_state),
             xs=jnp.concatenate([est_state.xs[1:], x[None].astype(est_state.xs.dtype)]),
-            resets=jnp.concatenate([
-                est_state.resets[1:],
-                jnp.broadcast_to(jnp.asarray(reset, bool), est_state.resets.shape[1:])[None],
-            ]),  # fmt: skip
+            resets=jnp.concatenate(
+                [
+                    est_state.resets[1:],
+                    jnp.broadcast_to(jnp.asarray(reset, bool), est_state.resets.shape[1:])[None],
+                ]
+            ),  # fmt: skip
             filled=jnp.minimum(est_state.filled + 1, truncation),
         )
 

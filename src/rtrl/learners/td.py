@@ -109,9 +109,9 @@ def td_lambda(
             # Streams (last axes) are independent: the gradient of the sum is each one's own.
             return jnp.sum(value), (value, est_state, features)
 
-        (_, (value, est_state, features)), value_grad = jax.value_and_grad(
-            value_fn, has_aux=True
-        )(state.params)
+        (_, (value, est_state, features)), value_grad = jax.value_and_grad(value_fn, has_aux=True)(
+            state.params
+        )
         feature_stats = state.feature_stats
         if feature_norm_rate < 1.0:  # static
             updated = normalizer_update(

@@ -198,9 +198,7 @@ def _full_rows(params: Params, stream_axes: int) -> dict[str, jax.Array]:
     }
 
 
-def _transition(
-    network: StagedNetwork, params: Params, state, stage_inputs: jax.Array, rows=None
-):
+def _transition(network: StagedNetwork, params: Params, state, stage_inputs: jax.Array, rows=None):
     """All N features' next state, feature j reading its stage's row of ``stage_inputs`` through
     its ``rows`` (``_full_rows``, computed here unless given)."""
     if rows is None:
