@@ -11,7 +11,7 @@ from rtrl import cells
 from rtrl.envs import animal_learning
 from rtrl.experiments import presets
 from rtrl.experiments.runner import build, compile_chunks
-from rtrl.gradients import columnar_rtrl, truncated_bptt
+from rtrl.gradients import columnar_rtrl, snap1, truncated_bptt
 from rtrl.learners import online_regression, rmsprop_on_update, td_lambda
 from rtrl.networks.staged import staged_network, staged_rtrl
 
@@ -108,3 +108,22 @@ def test_stream_rollout_equals_stepping_key_by_key():
         state, observation, _ = stream.step(step_key, state)
         observations.append(observation)
     np.testing.assert_array_equal(np.asarray(rolled.observation), np.stack(observations))
+
+
+@pytest.mark.parametrize("name", ["dense_lstm", "dense_gru", "coupled_columns"])
+def test_snap1_on_dense_and_coupled_cells(name):
+    """Reads of other units (a broadcast for dense cells, a gather for coupled columns) and each
+    unit's reads of its own state, per stream."""
+    cell = {
+        "dense_lstm": lambda: cells.dense_lstm(3),
+        "dense_gru": lambda: cells.dense_gru(3),
+        "coupled_columns": lambda: cells.coupled_columns(cells.columnar_lstm(4), 0.5),
+    }[name]()
+    learner = online_regression(snap1(cell), optax.sgd(1e-2))
+    k_x, k_y = jax.random.split(jax.random.PRNGKey(2))
+    xs = jax.random.normal(k_x, (STEPS, STREAMS, INPUTS))
+    ys = jax.random.normal(k_y, (STEPS, STREAMS))
+    resets = jnp.zeros((STEPS, STREAMS), bool).at[7, 2].set(True)
+    (ref_state, ref_metrics), (state, metrics) = _both_layouts(learner, (xs, ys, resets))
+    _assert_close(ref_state, state)
+    _assert_close(ref_metrics, metrics)
