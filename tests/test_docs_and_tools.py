@@ -121,3 +121,10 @@ def test_loop_benchmark_json_rows():
     rows = [json.loads(line) for line in lines]
     assert [r["seeds"] for r in rows] == [1, 2]
     assert all(r["steps_per_s_per_seed"] > 0 and r["preset"] == "tp-linear-rtu" for r in rows)
+
+
+def test_peers_benchmark_without_the_harness_says_what_to_build():
+    command = [sys.executable, "-m", "rtrl.bench", "peers", "--ccn-cpp", "/nonexistent/bench"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "does not exist" in result.stdout and "columnar N S STEPS" in result.stdout
