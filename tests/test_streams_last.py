@@ -18,9 +18,9 @@ from rtrl.networks.staged import staged_network, staged_rtrl
 STREAMS, STEPS, INPUTS = 3, 25, 5
 
 
-def _both_layouts(learner, inputs, steps=STEPS):
+def _assert_layouts_agree(learner, inputs):
     """Run ``learner`` over ``inputs`` (time, streams, ...) for independent streams, vmapped and
-    streams-last; returns both (outputs, final state), in the vmapped layout."""
+    streams-last, and check both give the same final state and per-step metrics."""
     keys = jax.random.split(jax.random.PRNGKey(3), STREAMS)
     state = jax.vmap(learner.init, in_axes=(0, None))(keys, INPUTS)
 
@@ -36,7 +36,7 @@ def _both_layouts(learner, inputs, steps=STEPS):
     inputs_last = jax.tree.map(lambda a: jnp.moveaxis(a, 1, -1), inputs)  # (time, ..., streams)
     final, metrics = jax.jit(lambda s, i: run(learner.step, s, i))(state_last, inputs_last)
     back = jax.tree.map(lambda a: jnp.moveaxis(a, -1, 0), final), metrics
-    return reference, back
+    _assert_close(reference, back)
 
 
 def _assert_close(a, b):
@@ -44,15 +44,19 @@ def _assert_close(a, b):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-9, atol=1e-12)
 
 
-def test_every_cell_with_columnar_rtrl(cell):
-    learner = online_regression(columnar_rtrl(cell), optax.adam(1e-2))
-    k_x, k_y = jax.random.split(jax.random.PRNGKey(0))
+def _regression_inputs(seed, reset_at):
+    """Inputs, targets and resets (one reset at ``reset_at`` = (step, stream)) of a regression
+    stream per stream."""
+    k_x, k_y = jax.random.split(jax.random.PRNGKey(seed))
     xs = jax.random.normal(k_x, (STEPS, STREAMS, INPUTS))
     ys = jax.random.normal(k_y, (STEPS, STREAMS))
-    resets = jnp.zeros((STEPS, STREAMS), bool).at[9, 1].set(True)
-    (ref_state, ref_metrics), (state, metrics) = _both_layouts(learner, (xs, ys, resets))
-    _assert_close(ref_state, state)
-    _assert_close(ref_metrics, metrics)
+    resets = jnp.zeros((STEPS, STREAMS), bool).at[reset_at].set(True)
+    return xs, ys, resets
+
+
+def test_every_cell_with_columnar_rtrl(cell):
+    learner = online_regression(columnar_rtrl(cell), optax.adam(1e-2))
+    _assert_layouts_agree(learner, _regression_inputs(0, reset_at=(9, 1)))
 
 
 def _td_inputs():
@@ -71,16 +75,12 @@ def test_staged_network_in_td_lambda(stage_size):
     network = staged_network("columnar_lstm", 4, stage_size, 6, input_norm_rate=0.9)
     learner = td_lambda(staged_rtrl(network), rmsprop_on_update(1e-2), 0.9,
                         feature_norm_rate=0.95, head_step_per_feature=True)  # fmt: skip
-    (ref_state, ref_metrics), (state, metrics) = _both_layouts(learner, _td_inputs())
-    _assert_close(ref_state, state)
-    _assert_close(ref_metrics, metrics)
+    _assert_layouts_agree(learner, _td_inputs())
 
 
 def test_truncated_bptt_dense_lstm_in_td_lambda():
     learner = td_lambda(truncated_bptt(cells.dense_lstm(3), 4), optax.sgd(1e-2), 0.9)
-    (ref_state, ref_metrics), (state, metrics) = _both_layouts(learner, _td_inputs())
-    _assert_close(ref_state, state)
-    _assert_close(ref_metrics, metrics)
+    _assert_layouts_agree(learner, _td_inputs())
 
 
 def test_runner_layouts_agree():
@@ -120,10 +120,4 @@ def test_snap1_on_dense_and_coupled_cells(name):
         "coupled_columns": lambda: cells.coupled_columns(cells.columnar_lstm(4), 0.5),
     }[name]()
     learner = online_regression(snap1(cell), optax.sgd(1e-2))
-    k_x, k_y = jax.random.split(jax.random.PRNGKey(2))
-    xs = jax.random.normal(k_x, (STEPS, STREAMS, INPUTS))
-    ys = jax.random.normal(k_y, (STEPS, STREAMS))
-    resets = jnp.zeros((STEPS, STREAMS), bool).at[7, 2].set(True)
-    (ref_state, ref_metrics), (state, metrics) = _both_layouts(learner, (xs, ys, resets))
-    _assert_close(ref_state, state)
-    _assert_close(ref_metrics, metrics)
+    _assert_layouts_agree(learner, _regression_inputs(2, reset_at=(7, 2)))

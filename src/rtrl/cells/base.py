@@ -37,6 +37,7 @@ of stream axes is read off the input: ``x.ndim - 1``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
@@ -219,15 +220,15 @@ def unit_form_cell(
 ) -> Cell:
     """Build a Cell from the per-unit update (element-wise when ``coupling`` is None)."""
 
-    one_stream_unit_shapes = {}  # filled on first use: the unit parameters' shapes, one stream
+    @functools.cache
+    def one_stream_unit_shapes() -> dict[str, tuple[int, ...]]:
+        shapes = jax.eval_shape(lambda: init(jax.random.PRNGKey(0), 1))["unit"]
+        return {k: v.shape for k, v in shapes.items()}
 
     def initial_state(params: Params) -> State:
-        if not one_stream_unit_shapes:
-            shapes = jax.eval_shape(lambda: init(jax.random.PRNGKey(0), 1))["unit"]
-            one_stream_unit_shapes.update({k: v.shape for k, v in shapes.items()})
         name, leaf = next(iter(params["unit"].items()))
         # Streams last: the unit parameters' axes beyond one stream's are the stream axes.
-        streams = leaf.shape[len(one_stream_unit_shapes[name]) :]
+        streams = leaf.shape[len(one_stream_unit_shapes()[name]) :]
         return {s: jnp.zeros((units,) + streams, leaf.dtype) for s in state_names}
 
     return with_unit_transition(

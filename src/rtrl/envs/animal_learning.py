@@ -84,16 +84,12 @@ class PredictionStream(NamedTuple):
         state = self.next_state(self.draws(key), state)
         return (state, *self.observe(state))
 
-    # The runner's interface, shared with recorded streams (rtrl.envs.atari): continuing
-    # streams have a constant discount, no episodes and no recorded data.
+    # The runner's interface (``data``, ``rollout_seeds``), shared with recorded streams
+    # (rtrl.envs.atari): continuing streams have a constant discount, no episodes and no
+    # recorded data.
     @property
     def data(self) -> None:
         return None
-
-    def transition(self, key: jax.Array, state: TrialState, data=None):
-        state, observation, cumulant = self.step(key, state)
-        discount = jnp.asarray(self.gamma, observation.dtype)
-        return state, Transition(observation, cumulant, discount, jnp.zeros((), bool))
 
     def rollout(self, key: jax.Array, state: TrialState, data, steps: int):
         """``steps`` transitions (time first) from ``split(key, steps)``, one key per step. Only
