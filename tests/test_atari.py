@@ -12,7 +12,7 @@ import pytest
 from rtrl import cli
 from rtrl.envs import atari
 from rtrl.experiments import atari as atari_runs
-from rtrl.experiments import presets, runner
+from rtrl.experiments import builders, presets, runner
 from rtrl.learners import discounted_returns
 
 pytest.importorskip("ale_py")
@@ -110,11 +110,14 @@ def test_missing_and_corrupt_files_name_the_file_and_the_fix(data_dir):
 
 
 def test_data_check_command(data_dir, capsys):
-    assert cli.main(["data", "check", str(data_dir)]) == 0
+    # The fixture's stream is 3,000 steps; the benchmark's are 250,000.
+    assert cli.main(["data", "check", str(data_dir)]) == 1
+    assert "3,000 bytes where a recorded stream has 250,000 (truncated?)" in capsys.readouterr().out
+    assert cli.main(["data", "check", str(data_dir), "--length", "3000"]) == 0
     assert "1 of 1 files valid; 57 benchmark games have no file" in capsys.readouterr().out
     (data_dir / "BreakoutNoFrameskip-v4.txt").write_bytes(b"Rabcdz")
     (data_dir / "notes.txt").write_text("hello")
-    assert cli.main(["data", "check", str(data_dir)]) == 1
+    assert cli.main(["data", "check", str(data_dir), "--length", "0"]) == 1
     captured = capsys.readouterr()
     assert "BreakoutNoFrameskip-v4.txt:\n  byte 5: 0x7a ('z') is neither" in captured.out
     assert "byte 4" not in captured.out  # 'd' is within Breakout's 4 actions
@@ -245,10 +248,10 @@ def test_atari_presets_follow_the_benchmark(data_dir):
         assert config["stream"] == "atari" and config["gamma"] == 0.98
         assert config["lambda"] == 0.99 and config["step_size"] == 1e-4
         assert presets.resolve(name)["steps"] == 250_000 == presets.resolve(name)["paper_steps"]
-        stream, learner = runner.build(config)
+        stream, learner = builders.build_prediction(config)
         assert stream.num_observations == 275
     with pytest.raises(ValueError, match=r"steps \(250000\) exceeds the 3000 steps of atari\[Pong"):
-        runner.build(presets.resolve("atari-ccn"))
+        builders.build_prediction(presets.resolve("atari-ccn"))
 
 
 def test_returns_are_cut_at_episode_boundaries(data_dir):
@@ -273,7 +276,7 @@ def test_reset_at_episode_start_resets_only_from_the_episode_start(data_dir):
     recording = atari.load_recording("Pong")
     stream = atari.recorded_stream(recording)
     config = presets.resolve("atari-rtu", {**TINY, "units": "3"})
-    _, learner = runner.build(config)
+    _, learner = builders.build_prediction(config)
     keys = jax.random.split(jax.random.PRNGKey(0), 1)
     values = {}
     for reset in (False, True):

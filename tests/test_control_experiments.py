@@ -11,7 +11,8 @@ import pytest
 from rtrl.cells import count_params, make_cell, recurrent_params
 from rtrl.cli import main
 from rtrl.experiments import presets
-from rtrl.experiments.control import read_curve, run_control
+from rtrl.experiments.control import run_control
+from rtrl.experiments.results import read_curve
 
 TINY_PPO = {"rollout_length": "32", "num_envs": "2", "minibatches": "2", "hidden": "8",
             "units": "4", "chunk": "128", "epochs": "1"}  # fmt: skip
@@ -45,14 +46,14 @@ def test_every_control_preset_builds():
         assert config["env"] in control_env_names()
         if config["env"] not in MUJOCO_TASKS:  # Brax tasks take seconds each to build
             program = build_program(config, seeds=1)
-            assert program.point_steps > 0
+            assert program.chunk_steps > 0
 
 
 def test_mujoco_presets_use_the_reference_hyperparameters():
     config = presets.resolve("ppo-rtu-ant-p")
     expected = {"gamma": 0.99, "gae_lambda": 0.95, "rollout_length": 2048, "epochs": 4,
                 "minibatches": 32, "clip": 0.2, "value_coef": 0.5, "entropy_coef": 0.0,
-                "max_grad_norm": 0.5, "learning_rate": 1e-4, "adam_eps": 1e-5, "hidden": 64,
+                "max_grad_norm": 0.5, "step_size": 1e-4, "adam_eps": 1e-5, "hidden": 64,
                 "units": 192, "cell": "linear_rtu", "traces": "stale",
                 "paper_steps": 5_000_000}  # fmt: skip
     assert {k: config[k] for k in expected} == expected
@@ -83,6 +84,19 @@ def test_cli_runs_and_plots_a_ppo_preset(tmp_path, capsys):
     assert plot.stat().st_size > 10_000
 
 
+def test_control_runs_resume_with_the_numbers_of_an_uninterrupted_run(tmp_path):
+    config = presets.resolve("ppo-rtu-cartpole-p", {**TINY_PPO, "steps": "256"})
+    whole = run_control(config, 2, tmp_path / "whole", progress=False)
+    partial = run_control(config, 2, tmp_path / "resumed", progress=False, stop_after=1)
+    assert partial["status"] == "partial" and (tmp_path / "resumed" / "checkpoint.npz").exists()
+    assert run_control(config, 2, tmp_path / "resumed", progress=False) == whole
+    assert (tmp_path / "whole" / "curve.csv").read_bytes() == (
+        tmp_path / "resumed" / "curve.csv"
+    ).read_bytes()
+    record = json.loads((tmp_path / "whole" / "config.json").read_text())
+    assert record["steps_run"] == 256
+
+
 def test_actor_critic_runs_in_the_compiled_loop_and_the_host_loop(tmp_path):
     config = presets.resolve("ac-rtu-cartpole-p", {"chunk": "1000", "bin_size": "500",
                                                    "steps": "2000", "units": "4"})  # fmt: skip
@@ -110,7 +124,7 @@ def test_control_errors_name_the_problem(capsys):
     with pytest.raises(ValueError, match="control preset"):
         from rtrl.experiments.sweep import sweep
 
-        sweep(["ppo-rtu-cartpole-p"], "learning_rate", ["1e-3"], 1, None)
+        sweep(["ppo-rtu-cartpole-p"], "step_size", ["1e-3"], 1, None)
 
 
 def test_control_bench_rows(capsys):

@@ -58,7 +58,7 @@ def run_small(tmp_path, meta=False):
             "--densities",
             "0,1",
             "--estimators",
-            "full_rtrl,columnar,uoro,tbptt_8",
+            "full_rtrl,columnar_rtrl,uoro,tbptt_8",
             *(["--meta"] if meta else []),
         ]
     )
@@ -74,8 +74,8 @@ def test_alignment_experiment_writes_table_and_plot(tmp_path):
     score = {(r["estimator"], r["density"]): r["cosine_mean"] for r in rows}
     assert score[("full_rtrl", 0.0)] > 0.999999 and score[("full_rtrl", 1.0)] > 0.999999
     assert score[("tbptt_8", 1.0)] > 0.999999  # window covers the whole stream
-    assert score[("columnar", 0.0)] > 0.999999  # exact without coupling
-    assert score[("columnar", 1.0)] < 0.9999  # approximate with it
+    assert score[("columnar_rtrl", 0.0)] > 0.999999  # exact without coupling
+    assert score[("columnar_rtrl", 1.0)] < 0.9999  # approximate with it
     assert score[("uoro", 1.0)] < 0.99  # one noisy sample
 
 

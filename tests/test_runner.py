@@ -6,8 +6,10 @@ import jax.numpy as jnp
 import pytest
 
 from rtrl import cli
-from rtrl.experiments import presets, runner
-from rtrl.experiments.runner import DivergedError, read_metrics, run_prediction
+from rtrl.experiments import builders, presets
+from rtrl.experiments.loop import DivergedError
+from rtrl.experiments.results import read_metrics
+from rtrl.experiments.runner import run_prediction
 
 SMALL = {"steps": "8000", "chunk": "2000", "bin_size": "1000", "final_window": "2000",
          "units": "3"}  # fmt: skip
@@ -35,16 +37,17 @@ def test_resume_gives_the_same_results_as_an_uninterrupted_run(tmp_path):
     assert partial["status"] == "partial"
     resumed = run_prediction(config, seeds=2, out=tmp_path / "resumed", progress=False)
     assert resumed == whole
-    assert (tmp_path / "whole" / "metrics.csv").read_text() == (
-        tmp_path / "resumed" / "metrics.csv"
-    ).read_text()
+    resumed_bytes = (tmp_path / "resumed" / "metrics.csv").read_bytes()
+    assert (tmp_path / "whole" / "metrics.csv").read_bytes() == resumed_bytes
+    assert b"\r" not in resumed_bytes  # one kind of line end
     # Re-running a finished run changes nothing.
     assert run_prediction(config, seeds=2, out=tmp_path / "whole", progress=False) == whole
 
 
 def test_divergence_stops_cleanly(tmp_path):
     config = small_config(optimizer="sgd", step_size="1e30")
-    with pytest.raises(DivergedError, match="non-finite value in steps 0-2000.*Lower step_size"):
+    expected = "non-finite value in steps 0-2000.*nothing had been recorded yet.*Lower step_size"
+    with pytest.raises(DivergedError, match=expected):
         run_prediction(config, seeds=2, out=tmp_path, progress=False)
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "diverged"
     assert (tmp_path / "config.json").exists()
@@ -54,7 +57,7 @@ def test_divergence_keeps_what_was_already_scored(tmp_path, monkeypatch):
     config = small_config()
     run_prediction(config, seeds=2, out=tmp_path, progress=False, stop_after=2)
     scored = (tmp_path / "metrics.csv").read_text()
-    real_build = runner.build
+    real_build = builders.build_prediction
 
     def diverging_build(config):  # the same run, whose values turn to NaN from now on
         stream, learner = real_build(config)
@@ -65,12 +68,17 @@ def test_divergence_keeps_what_was_already_scored(tmp_path, monkeypatch):
 
         return stream, learner._replace(step=step)
 
-    monkeypatch.setattr(runner, "build", diverging_build)
+    monkeypatch.setattr(builders, "build_prediction", diverging_build)
     with pytest.raises(DivergedError, match="steps 4000-6000"):
         run_prediction(config, seeds=2, out=tmp_path, progress=False)
     kept = (tmp_path / "metrics.csv").read_text()
     assert kept.startswith(scored) and len(kept) > len(scored)  # chunk 2 was scored too
-    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "diverged"
+
+    def not_strict(constant):
+        raise AssertionError(f"summary.json holds {constant}, which strict JSON does not allow")
+
+    text = (tmp_path / "summary.json").read_text()
+    assert json.loads(text, parse_constant=not_strict)["status"] == "diverged"
 
 
 def test_a_directory_with_another_configuration_is_refused(tmp_path):
@@ -102,7 +110,67 @@ def test_cli_messages_for_bad_input(capsys, tmp_path):
     assert cli.main(["run", "tp-linear-rtu", "--paper", "--steps", "5"]) == 2
     assert "either --steps or --paper" in capsys.readouterr().err
     assert cli.main(["plot", str(tmp_path / "missing")]) == 2
-    assert "has no metrics.csv" in capsys.readouterr().err
+    assert "has no config.json; is it a run directory?" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("units=inf", "bad value 'inf' for units: expected int"),
+        ("units=-2", "units must be at least 1, got -2"),
+        ("units=0", "units must be at least 1, got 0"),
+        ("step_size=nan", "step_size must be a finite number, got nan"),
+        ("step_size=0", "step_size must be positive"),
+        ("lambda=1.5", "lambda must lie in [0, 1]"),
+        ("learning_rate=0.1", "'learning_rate' is now called 'step_size': use --set step_size=0.1"),
+        ("steps=9000", "steps (9000) must be a multiple of the 2000-step chunk: use --steps 8000"),
+    ],
+)
+def test_bad_values_are_one_line_errors(setting, message, capsys, tmp_path):
+    args = ["run", "tp-linear-rtu", "--out", str(tmp_path / "run")]
+    for key, value in {**SMALL, "steps": "8000"}.items():
+        args += ["--set", f"{key}={value}"]
+    assert cli.main([*args, "--set", setting]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_out_naming_a_file_is_refused(capsys, tmp_path):
+    existing = tmp_path / "file.txt"
+    existing.write_text("keep me")
+    assert cli.main(["run", "tp-linear-rtu", "--out", str(existing)]) == 2
+    assert f"--out {existing} is a file; give a directory" in capsys.readouterr().err
+    assert existing.read_text() == "keep me"
+
+
+def test_interrupted_run_says_where_it_stopped_and_resumes(capsys, tmp_path, monkeypatch):
+    from rtrl.experiments import runner
+
+    args = ["run", "tp-columnar-lstm", "--seeds", "2", "--out", str(tmp_path / "run")]
+    for key, value in SMALL.items():
+        args += ["--set", f"{key}={value}"]
+    real_program = runner.prediction_program
+
+    def interrupted_program(*a):  # Ctrl-C during the third chunk
+        program = real_program(*a)
+
+        def run_chunk(state, index):
+            if index == 2:
+                raise KeyboardInterrupt
+            return program.run_chunk(state, index)
+
+        return program._replace(run_chunk=run_chunk)
+
+    monkeypatch.setattr(runner, "prediction_program", interrupted_program)
+    assert cli.main(args) == 130
+    err = capsys.readouterr().err
+    assert "interrupted after step 4000 of 8000; run the same command again to resume" in err
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(runner, "prediction_program", real_program)
+    assert cli.main(args) == 0
+    whole = run_prediction(small_config(), seeds=2, out=tmp_path / "whole", progress=False)
+    assert json.loads((tmp_path / "run" / "summary.json").read_text()) == whole
 
 
 def test_cli_list_run_and_plot(capsys, tmp_path):
@@ -120,7 +188,7 @@ def test_cli_list_run_and_plot(capsys, tmp_path):
 
 
 def test_every_preset_resolves_and_builds():
-    from rtrl.experiments.runner import build
+    from rtrl.experiments.builders import build_prediction as build
 
     for name in presets.preset_names():
         if presets.resolve(name)["kind"] == "control":

@@ -6,7 +6,7 @@ rtrl run PRESET [--seeds N] [--steps N | --paper] [--set key=value ...] [--out D
 rtrl sweep PRESET ... --grid key=v1,v2,... [--seeds N] [--steps N | --paper] [--set ...] --out DIR
 rtrl plot RUN_DIR ... [--out FILE.png] [--log]   (multi-game Atari runs: per-game bars + table;
                                                   control runs: returns, [--smooth N])
-rtrl data check DIR                               (validate recorded Atari streams)
+rtrl data check DIR [--length N]                  (validate recorded Atari streams)
 rtrl data prepare --games G1,G2 | all [--data DIR] [--frame-size N]   (replay into the cache)
 """
 
@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     data_sub = data.add_subparsers(dest="action", required=True)
     check = data_sub.add_parser("check", help="validate every recorded stream in DIR")
     check.add_argument("directory", type=Path)
+    check.add_argument("--length", type=int, default=None,
+                       help="steps per file (default: the benchmark's; 0: any)")  # fmt: skip
     prepare = data_sub.add_parser("prepare", help="replay games into the stream cache")
     prepare.add_argument("--games", required=True, help="Pong,Breakout,... or all")
     prepare.add_argument("--data", default=None, metavar="DIR")
@@ -97,13 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "list":
-            from rtrl.experiments.compute import multiply_adds
-
-            print(f"{'preset':<32} {'MACs/step':>10}  description")
-            for name in presets.preset_names():
-                config = presets.resolve(name)
-                macs = f"{multiply_adds(config):,}" if config["kind"] == "prediction" else "-"
-                print(f"{name:<32} {macs:>10}  {presets.describe(name)}")
+            _list_presets()
         elif args.command == "sweep":
             from rtrl.experiments.sweep import sweep as run_sweep
 
@@ -114,61 +110,60 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {args.out / 'sweep.csv'}, {args.out / 'best.md'}" +
                   (f", {args.out / 'best.png'}" if best else ""))  # fmt: skip
         elif args.command == "run":
-            from rtrl.experiments.runner import run_prediction
+            from rtrl.experiments import engine
 
             config = presets.resolve(args.preset, _budget_overrides(args))
             if args.paper:
                 config["steps"] = config["paper_steps"]
             out = args.out or Path("runs") / args.preset
-            if config["kind"] == "control":
-                from rtrl.experiments.control import run_control
-
-                summary = run_control(config, _check_seeds(args.seeds), out)
-                print(f"final return {summary['final_return_mean']:.4f} ± "
-                      f"{summary['final_return_stderr']:.4f} ({out})")  # fmt: skip
-            elif config["stream"] == "atari":
+            games = None
+            if args.games:
                 from rtrl.envs.atari import parse_games
-                from rtrl.experiments.atari import run_games
 
-                games = parse_games(args.games or config["game"])
-                aggregate = run_games(config, games, _check_seeds(args.seeds), out)
+                games = parse_games(args.games)
+            summary = engine.run(config, _check_seeds(args.seeds), out, games=games)
+            if "games" in summary:
                 print((out / "games.csv").read_text(), end="")
-                print(f"normalised final error over {len(games)} games: "
-                      f"{aggregate['normalised_final_mean']:.4f} ± "
-                      f"{aggregate['normalised_final_stderr']:.4f} ({out})")  # fmt: skip
-            elif args.games:
-                raise ValueError(f"--games is for Atari presets; {args.preset} is not one")
-            else:
-                summary = run_prediction(config, _check_seeds(args.seeds), out)
-                final = f"{summary['final_msre_mean']:.4f} ± {summary['final_msre_stderr']:.4f}"
-                print(f"final MSRE {final}, lifetime {summary['lifetime_msre_mean']:.4f} ({out})")
+            print(engine.result_line(config, summary, out))
         elif args.command == "data":
             return _data_command(args)
-        elif all((d / "curve.csv").exists() for d in args.runs):
-            from rtrl.experiments.control import plot_control_runs
-
-            print(f"wrote {plot_control_runs(args.runs, args.out, args.smooth)}")
-        elif all((d / "games.csv").exists() for d in args.runs):
-            from rtrl.experiments.atari import games_table, plot_games
-
-            print(games_table(args.runs), end="")
-            print(f"wrote {plot_games(args.runs, args.out)}")
         else:
-            from rtrl.experiments.plots import plot_runs
+            from rtrl.experiments import engine
 
-            print(f"wrote {plot_runs(args.runs, args.out, args.log)}")
+            print(engine.plot(args.runs, args.out, args.log, args.smooth), end="")
+    except KeyboardInterrupt:  # between the loop's own handling and ours
+        print(f"rtrl {args.command}: interrupted", file=sys.stderr)
+        return 130
     except (KeyError, ValueError, FileNotFoundError, RuntimeError, ImportError) as error:
+        from rtrl.experiments.loop import RunInterrupted
+
         message = error.args[0] if isinstance(error, KeyError) else str(error)
         print(f"rtrl {args.command}: {message}", file=sys.stderr)
+        if isinstance(error, RunInterrupted):
+            return 130
         return 2 if not isinstance(error, RuntimeError) else 1
     return 0
+
+
+def _list_presets() -> None:
+    """One line per preset, columns aligned to the longest name."""
+    from rtrl.experiments.compute import multiply_adds
+
+    names = presets.preset_names()
+    width = max(len("preset"), *(len(name) for name in names))
+    print(f"{'preset':<{width}}  {'MACs/step':>10}  description")
+    for name in names:
+        config = presets.resolve(name)
+        macs = f"{multiply_adds(config):,}" if config["kind"] == "prediction" else "-"
+        print(f"{name:<{width}}  {macs:>10}  {presets.describe(name)}")
 
 
 def _data_command(args) -> int:
     from rtrl.envs import atari
 
     if args.action == "check":
-        report = atari.check_directory(args.directory)
+        length = atari.RECORDED_LENGTH if args.length is None else (args.length or None)
+        report = atari.check_directory(args.directory, length)
         bad = {name: problems for name, problems in report.items() if problems}
         for name, problems in bad.items():
             print(f"{args.directory / name}:")

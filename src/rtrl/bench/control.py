@@ -47,12 +47,11 @@ def run(args: argparse.Namespace) -> list[dict]:
         for seeds in map(int, args.seeds.split(",")):
             config = presets.resolve(name, {"chunk": str(args.chunk), "bin_size": str(args.chunk)})
             program = build_program(config, seeds)
-            state = program.init(jax.random.split(jax.random.PRNGKey(0), seeds))
-            steps = program.point_steps * program.points_per_chunk
-            holder = [state]
+            steps = program.chunk_steps
+            holder = [program.init()]
 
             def call():
-                holder[0], *outputs = program.run_chunk(holder[0])
+                holder[0], outputs = program.run_chunk(holder[0], 0)
                 return outputs
 
             seconds = time_per_call(call, args.min_seconds, max_calls=50)

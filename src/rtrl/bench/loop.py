@@ -10,7 +10,8 @@ import jax
 
 from rtrl.bench.timing import time_per_call
 from rtrl.experiments import presets
-from rtrl.experiments.runner import build, compile_chunks
+from rtrl.experiments.builders import build_prediction
+from rtrl.experiments.runner import compile_chunks
 
 DEFAULT_PRESETS = ("tp-columnar-lstm", "tp-linear-rtu", "tp-tbptt-lstm")
 
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace, overrides: dict[str, str] | None = None) -> li
               f"{'steps/s/seed':>14}{'total steps/s':>15}")  # fmt: skip
     for name in args.presets.split(","):
         config = presets.resolve(name, overrides)
-        stream, learner = build(config)
+        stream, learner = build_prediction(config)
         init, run_chunk = compile_chunks(stream, learner, args.chunk)
         for seeds in [int(s) for s in args.seeds.split(",")]:
             keys = jax.random.split(jax.random.PRNGKey(0), seeds)

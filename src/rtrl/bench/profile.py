@@ -17,7 +17,8 @@ import jax
 from rtrl import compiled
 from rtrl.bench.timing import time_per_call
 from rtrl.experiments import presets
-from rtrl.experiments.runner import build, compile_chunks
+from rtrl.experiments.builders import build_prediction
+from rtrl.experiments.runner import compile_chunks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +54,7 @@ def _thunks_per_step(run, args, steps: int) -> tuple[collections.Counter, collec
 
 def run(args: argparse.Namespace) -> list[dict]:
     config = presets.resolve(args.preset, None)
-    stream, learner = build(config)
+    stream, learner = build_prediction(config)
     init, run_chunk = compile_chunks(stream, learner, args.chunk)
     rows = []
     for seeds in [int(s) for s in args.seeds.split(",")]:

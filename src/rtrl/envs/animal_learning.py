@@ -69,7 +69,9 @@ class TrialState(NamedTuple):
     distractor_timers: jax.Array  # remaining on-steps of each distractor
 
 
-class PredictionStream(NamedTuple):
+class TrialStream(NamedTuple):
+    """A generated trial stream (implements ``rtrl.envs.base.PredictionStream``)."""
+
     name: str
     config: TrialConfig
     num_observations: int
@@ -184,7 +186,7 @@ def _new_trial(draws: TrialDraws, config: TrialConfig, distractor_timers: jax.Ar
     )
 
 
-def make_stream(name: str, config: TrialConfig) -> PredictionStream:
+def make_stream(name: str, config: TrialConfig) -> TrialStream:
     num_distractors = len(config.distractor_probabilities)
     num_observations = 1 + config.num_cs + num_distractors
     probabilities = jnp.asarray(config.distractor_probabilities, jnp.float32)
@@ -233,7 +235,7 @@ def make_stream(name: str, config: TrialConfig) -> PredictionStream:
         )
         return observation, observation[config.us_index]
 
-    return PredictionStream(
+    return TrialStream(
         name, config, num_observations, config.gamma, reset, draws, next_state, observe
     )
 
@@ -250,7 +252,7 @@ def _rafiee_distractors(num_distractors: int) -> tuple[float, ...]:
 
 def trace_conditioning(
     isi: int = 10, num_distractors: int = 10, iti: tuple[int, int] = (80, 120)
-) -> PredictionStream:
+) -> TrialStream:
     """Trace conditioning (Rafiee et al. 2022).
 
     Observation ``[US, CS, distractor_1, ..., distractor_m]``. CS on for 4 steps at trial onset;
@@ -293,7 +295,7 @@ def trace_patterning(
     num_distractors: int = 10,
     iti: tuple[int, int] = (80, 120),
     seed: int = 0,
-) -> PredictionStream:
+) -> TrialStream:
     """Trace patterning (Rafiee et al. 2022).
 
     Observation ``[US, CS_1, ..., CS_n, distractor_1, ..., distractor_m]``. ``num_patterns``
@@ -318,14 +320,14 @@ def trace_patterning(
     return make_stream(f"trace_patterning[isi={isi}]", config)
 
 
-def noisy_patterning(**options) -> PredictionStream:
+def noisy_patterning(**options) -> TrialStream:
     """Trace patterning with the US right after the CS (ISI = CS duration = 4, no spread)."""
     stream = trace_patterning(**{"isi": 4, **options})
     config = stream.config._replace(isi=(4, 4))
     return make_stream("noisy_patterning", config)
 
 
-def javed_trace_patterning(seed: int = 0, isi: int = 30) -> PredictionStream:
+def javed_trace_patterning(seed: int = 0, isi: int = 30) -> TrialStream:
     """Trace patterning as in Javed et al. 2023 (the CCN paper's setting).
 
     Observation (12 values): indices 0-5 the CS pattern bits, 6 the US, 7-11 five distractors.

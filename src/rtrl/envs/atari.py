@@ -62,6 +62,7 @@ GAMES = (
 REPLAY_SEED = 1731038949
 SCREEN_SHAPE = (210, 160)
 NUM_ACTION_SLOTS = 18  # the full ALE action set; a minimal-set index is always below it
+RECORDED_LENGTH = 250_000  # steps (bytes) in each of the benchmark's recorded streams
 RESET_BYTE = ord("R")
 FIRST_ACTION_BYTE = ord("a")
 CACHE_FORMAT = 1  # bump when the cache layout or the preprocessing changes
@@ -179,8 +180,9 @@ def find_problems(data: bytes, num_actions: int, limit: int = 10) -> list[str]:
     return problems
 
 
-def check_directory(directory: Path) -> dict[str, list[str]]:
+def check_directory(directory: Path, length: int | None = RECORDED_LENGTH) -> dict[str, list[str]]:
     """Validate every recorded stream in ``directory``: {file name: problems} (empty if fine).
+    ``length``: the number of steps each file must hold (None: any).
 
     Files that are not a benchmark game's stream are reported; games without a file are not
     (any subset of the 58 may be present)."""
@@ -194,7 +196,12 @@ def check_directory(directory: Path) -> dict[str, list[str]]:
         if game is None:
             report[path.name] = ["not a benchmark stream (expected <Game>NoFrameskip-v4.txt)"]
             continue
-        report[path.name] = find_problems(path.read_bytes(), minimal_action_count(game))
+        data = path.read_bytes()
+        report[path.name] = find_problems(data, minimal_action_count(game))
+        if length is not None and data and len(data) != length:
+            report[path.name].insert(
+                0, f"{len(data):,} bytes where a recorded stream has {length:,} (truncated?)"
+            )
     return report
 
 

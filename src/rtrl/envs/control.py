@@ -25,21 +25,13 @@ shared by all features.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rtrl.spaces import ActionSpace
-
-
-class ControlEnv(NamedTuple):
-    name: str
-    observation_size: int
-    action_space: ActionSpace
-    reset: Callable[[jax.Array], tuple[Any, jax.Array]]
-    step: Callable[[jax.Array, Any, jax.Array], tuple[Any, jax.Array, jax.Array, jax.Array, dict]]
+from rtrl.envs.base import ControlEnv
 
 
 def keep_observations(env: ControlEnv, indices: Sequence[int], name: str) -> ControlEnv:

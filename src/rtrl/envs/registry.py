@@ -1,11 +1,54 @@
-"""Control environments by name, for presets and the command line."""
+"""Prediction streams and control environments by name, for presets and the command line."""
 
 from __future__ import annotations
 
-from rtrl.envs import popgym
+from typing import Any, Callable
+
+from rtrl.envs import animal_learning, atari, popgym
+from rtrl.envs.base import PredictionStream
 from rtrl.envs.cartpole import cartpole, cartpole_p, cartpole_v
 from rtrl.envs.control import ControlEnv
 from rtrl.envs.mujoco import MUJOCO_LAYOUT, OBSERVED, brax_pomdp
+
+# Each stream constructor takes the options it needs from a common set (isi, num_distractors,
+# game, frame_size, gamma) and ignores the rest.
+STREAMS: dict[str, Callable[..., PredictionStream]] = {
+    "trace_conditioning": lambda isi, num_distractors, **_: animal_learning.trace_conditioning(
+        isi=isi, num_distractors=num_distractors
+    ),
+    "trace_patterning": lambda isi, num_distractors, **_: animal_learning.trace_patterning(
+        isi=isi, num_distractors=num_distractors
+    ),
+    "noisy_patterning": lambda num_distractors, **_: animal_learning.noisy_patterning(
+        num_distractors=num_distractors
+    ),
+    "javed_trace_patterning": lambda isi, **_: animal_learning.javed_trace_patterning(isi=isi),
+    # Recorded expert play, replayed once and cached; the directory is $RTRL_DATA (rtrl --data).
+    "atari": lambda game, frame_size, gamma, **_: atari.recorded_stream(
+        atari.load_recording(game, frame_size=frame_size, progress=True), gamma
+    ),
+}
+
+
+def _check_stream(name: str) -> None:
+    if name not in STREAMS:
+        raise ValueError(f"unknown stream {name!r}; choose one of {sorted(STREAMS)}")
+
+
+def make_stream(name: str, **options: Any) -> PredictionStream:
+    """A prediction stream by name, e.g. ``make_stream("trace_patterning", isi=10,
+    num_distractors=10)``."""
+    _check_stream(name)
+    return STREAMS[name](**options)
+
+
+def stream_observation_count(name: str, **options: Any) -> int:
+    """The size of a stream's observations, without loading recorded data."""
+    _check_stream(name)
+    if name == "atari":
+        return atari.observation_size(options["frame_size"])
+    return make_stream(name, **options).num_observations
+
 
 CARTPOLE = {"cartpole": cartpole, "cartpole-p": cartpole_p, "cartpole-v": cartpole_v}
 MUJOCO_TASKS = [f"{name}-{observed}" for name in MUJOCO_LAYOUT for observed in OBSERVED]
@@ -25,3 +68,18 @@ def make_control_env(name: str, mujoco_backend: str = "spring") -> ControlEnv:
     if name in popgym.TASKS:
         return popgym.popgym_task(name)
     raise ValueError(f"unknown environment {name!r}; choose one of {control_env_names()}")
+
+
+HOST_PREFIX = "gym:"  # "gym:<Gymnasium id>" or "gym:<mujoco task>-p|v": stepped from Python
+
+
+def make_host_envs(name: str, num_envs: int, seed: int):
+    """``num_envs`` Gymnasium environments stepped from Python (``rtrl.envs.host``); ``name``
+    without the ``gym:`` prefix."""
+    from rtrl.envs.host import HostEnvs
+    from rtrl.envs.mujoco import gymnasium_pomdp
+
+    task, _, observed = name.rpartition("-")
+    if task in MUJOCO_LAYOUT and observed in ("p", "v"):
+        return gymnasium_pomdp(task, observed, num_envs=num_envs, seed=seed)
+    return HostEnvs(name, num_envs=num_envs, seed=seed)

@@ -16,7 +16,6 @@ scored steps, so games with large and small returns weigh the same in the aggreg
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,14 @@ import numpy as np
 
 from rtrl.envs import atari
 from rtrl.experiments.plots import new_figure, save_figure
-from rtrl.experiments.runner import run_prediction, standard_error
+from rtrl.experiments.results import (
+    CONFIG_FILE,
+    read_json,
+    standard_error,
+    write_json,
+    write_table,
+)
+from rtrl.experiments.runner import run_prediction
 from rtrl.learners import discounted_returns
 
 
@@ -48,11 +54,19 @@ def run_games(
     """Run ``config`` on each game (resuming finished or partial games); returns the aggregate."""
     if config["stream"] != "atari":
         raise ValueError(f"--games needs an Atari preset; this one's stream is {config['stream']}")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a directory for the run")
+    out.mkdir(parents=True, exist_ok=True)
+    # The directory's record lists every game run into it (games may be added later).
+    record_path = out / CONFIG_FILE
+    earlier = read_json(record_path).get("games", []) if record_path.exists() else []
+    record = {"config": {k: v for k, v in config.items() if k != "game"}, "seeds": seeds,
+              "games": sorted(set(earlier) | set(games))}  # fmt: skip
+    write_json(record_path, record)
     for game in games:
         game_config = {**config, "game": game}
         run_prediction(game_config, seeds, out / game, progress=progress)
-        returns = return_statistics(game_config)
-        (out / game / "returns.json").write_text(json.dumps(returns, indent=2))
+        write_json(out / game / "returns.json", return_statistics(game_config))
     return summarise_games(out)
 
 
@@ -66,10 +80,10 @@ def summarise_games(out: Path) -> dict[str, Any]:
     """Write games.csv and aggregate.json for the finished games under ``out``."""
     rows, normalised_final, normalised_lifetime = [], [], []
     for game_dir in _game_dirs(out):
-        summary = json.loads((game_dir / "summary.json").read_text())
+        summary = read_json(game_dir / "summary.json")
         if summary["status"] != "complete":
             continue
-        variance = json.loads((game_dir / "returns.json").read_text())["variance"]
+        variance = read_json(game_dir / "returns.json")["variance"]
         scale = 1.0 / variance if variance > 0 else np.nan  # no rewards: nothing to normalise by
         final = np.asarray(summary["final_msre_per_seed"])
         lifetime = np.asarray(summary["lifetime_msre_per_seed"])
@@ -85,11 +99,8 @@ def summarise_games(out: Path) -> dict[str, Any]:
         })  # fmt: skip
     if not rows:
         raise FileNotFoundError(f"{out} holds no finished game runs")
-    with open(out / "games.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows({k: v if isinstance(v, str) else f"{v:.6g}" for k, v in r.items()}
-                         for r in rows)  # fmt: skip
+    write_table(out / "games.csv", [{k: v if isinstance(v, str) else f"{v:.6g}"
+                                     for k, v in r.items()} for r in rows])  # fmt: skip
     # (seeds,): mean over the games that have rewards in their scored steps
     per_seed_final = np.nanmean(normalised_final, axis=0)
     per_seed_lifetime = np.nanmean(normalised_lifetime, axis=0)
@@ -105,7 +116,7 @@ def summarise_games(out: Path) -> dict[str, Any]:
             np.nanmedian([r["normalised_final"] for r in rows])
         ),
     }
-    (out / "aggregate.json").write_text(json.dumps(aggregate, indent=2))
+    write_json(out / "aggregate.json", aggregate)
     return aggregate
 
 
@@ -130,7 +141,7 @@ def games_table(run_dirs: list[Path]) -> str:
         cells = ["–" if r is None else f"{r['normalised_final']:.3f} ± "
                  f"{r['normalised_final_stderr']:.3f}" for r in rows]  # fmt: skip
         lines.append(f"| {game} | " + " | ".join(cells) + " |")
-    aggregates = [json.loads((d / "aggregate.json").read_text()) for d in run_dirs]
+    aggregates = [read_json(d / "aggregate.json") for d in run_dirs]
     lines.append("| **mean over games** | " + " | ".join(
         f"**{a['normalised_final_mean']:.3f} ± {a['normalised_final_stderr']:.3f}**"
         for a in aggregates) + " |")  # fmt: skip

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from rtrl.cells.base import recurrent_params
-from rtrl.experiments.runner import build_estimator, observation_count, staged_network_of
+from rtrl.experiments.builders import build_estimator, observation_count, staged_network_of
 
 
 def _shapes(cell, num_inputs: int):

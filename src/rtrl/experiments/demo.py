@@ -15,8 +15,9 @@ import jax
 
 from rtrl import cells
 from rtrl.experiments import presets
+from rtrl.experiments.builders import build_prediction
 from rtrl.experiments.plots import plot_runs
-from rtrl.experiments.runner import build, run_prediction
+from rtrl.experiments.runner import run_prediction
 
 # label -> (preset, overrides). Per-step multiply-adds are similar: RTRL on 16 LSTM columns with
 # 17 inputs keeps 2 x 1216 traces; T-BPTT with T = 8 on a 4-unit LSTM re-runs 9 steps of 356.
@@ -37,7 +38,7 @@ def run(out: Path, steps: int, seeds: int) -> dict[str, dict]:
             + " ".join(f"--set {k}={v}" for k, v in {**schedule, **overrides}.items())
         )
         summary = run_prediction(config, seeds, out / preset)
-        stream, learner = build(config)
+        stream, learner = build_prediction(config)
         params = learner.init(jax.random.PRNGKey(0), stream.num_observations).params["cell"]
         results[label] = {
             **summary,

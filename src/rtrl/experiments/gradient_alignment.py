@@ -19,7 +19,6 @@ is autodiff through the unrolled updates.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
@@ -32,21 +31,13 @@ from tqdm import tqdm
 from rtrl import cells
 from rtrl.experiments.meta_gradient import meta_bptt_grad, meta_online_grad
 from rtrl.experiments.plots import new_figure, save_figure
-from rtrl.gradients import (
-    bptt,
-    columnar_rtrl,
-    full_rtrl,
-    online_value_and_grad,
-    snap1,
-    truncated_bptt,
-    uoro,
-)
+from rtrl.experiments.results import write_table
+from rtrl.gradients import bptt, make_estimator, online_value_and_grad
 
 DENSITIES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
-ESTIMATORS = {"full_rtrl": full_rtrl, "columnar": columnar_rtrl, "snap1": snap1, "uoro": uoro}
 DEFAULT_ESTIMATORS = (
     "full_rtrl",
-    "columnar",
+    "columnar_rtrl",
     "snap1",
     "uoro",
     "tbptt_1",
@@ -56,15 +47,15 @@ DEFAULT_ESTIMATORS = (
 )
 
 
-def make_estimator(name: str, cell):
-    """An estimator by name; ``tbptt_T`` is truncated BPTT with window T."""
-    if name.startswith("tbptt_") and name[len("tbptt_") :].isdigit():
-        return truncated_bptt(cell, int(name[len("tbptt_") :]))
-    if name not in ESTIMATORS:
-        raise ValueError(
-            f"unknown estimator {name!r}; choose from {sorted(ESTIMATORS)} or tbptt_T (T >= 1)"
-        )
-    return ESTIMATORS[name](cell)
+def estimator_of(name: str, cell):
+    """An estimator by its registry name (``rtrl.gradients.ESTIMATORS``); ``tbptt_T`` is
+    "tbptt" with truncation T, so one list can hold several truncations."""
+    base, _, truncation = name.partition("_")
+    if base == "tbptt" and truncation.isdigit():
+        return make_estimator("tbptt", cell, truncation=int(truncation))
+    if name == "tbptt":
+        raise ValueError("write tbptt with its truncation, e.g. tbptt_4")
+    return make_estimator(name, cell)
 
 
 def squared_error(head, features, target):
@@ -108,7 +99,7 @@ def run_density(density, estimator_names, args, pattern_seed):
     truths = jax.vmap(truth_of)(keys)
     results = {}
     for name in estimator_names:
-        estimator = make_estimator(name, cell)
+        estimator = estimator_of(name, cell)
 
         @jax.jit
         def scores(key, truth):
@@ -159,10 +150,7 @@ def run(args) -> list[dict]:
                     "seeds": args.seeds,
                 }
             )
-    with open(args.out / "alignment.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_table(args.out / "alignment.csv", rows)
     print_table(rows, args.estimators)
     plot(rows, args.estimators, args.out / "alignment.png", args.meta)
     print(f"\nwrote {args.out / 'alignment.csv'} and {args.out / 'alignment.png'}")
@@ -239,7 +227,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     for name in args.estimators:
         try:
-            make_estimator(name, cells.columnar_lstm(1))
+            estimator_of(name, cells.columnar_lstm(1))
         except ValueError as error:
             parser.error(str(error))
     if any(not 0 <= d <= 1 for d in args.densities):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from rtrl.experiments.runner import read_metrics
+from rtrl.experiments.results import read_metrics, read_record
 
 
 def new_figure(*grid: int, figsize: tuple[float, float] = (7, 4.2)):
@@ -44,10 +43,8 @@ def plot_runs(run_dirs: list[Path], out: Path, log_scale: bool = False) -> Path:
     """One line per run: mean squared return error across seeds, shaded +- standard error."""
     fig, ax = new_figure()
     for run_dir in run_dirs:
-        if not (run_dir / "metrics.csv").exists():
-            raise FileNotFoundError(f"{run_dir} has no metrics.csv; is it a run directory?")
         steps, table = read_metrics(run_dir)
-        record = json.loads((run_dir / "config.json").read_text())
+        record = read_record(run_dir)
         name = run_dir.name if "=" not in run_dir.name else f"{run_dir.parent.name} {run_dir.name}"
         label = f"{name} ({record['config']['cell']}, {record['config']['estimator']})"
         plot_mean_band(ax, steps, table, label)

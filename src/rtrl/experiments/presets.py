@@ -6,11 +6,12 @@ of a preset are those of ``PREDICTION_DEFAULTS`` (prediction) or ``CONTROL_DEFAU
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 PREDICTION_DEFAULTS: dict[str, Any] = {
     "kind": "prediction",
-    "stream": "trace_patterning",  # see STREAMS in runner.py
+    "stream": "trace_patterning",  # see rtrl.envs.registry.STREAMS
     "isi": 10,  # mean inter-stimulus interval of the stream
     "num_distractors": 10,  # Rafiee presets only
     # Atari prediction (stream "atari") only; the animal-learning streams fix their own discount.
@@ -167,7 +168,7 @@ CONTROL_DEFAULTS: dict[str, Any] = {
     "value_coef": 0.5,
     "entropy_coef": 0.0,
     "max_grad_norm": 0.5,
-    "learning_rate": 1e-4,
+    "step_size": 1e-4,  # PPO: Adam's; actor-critic: the actor's and the critic's Adam
     "adam_eps": 1e-5,
     "normalize_advantages": True,
     "hidden": 64,
@@ -175,8 +176,6 @@ CONTROL_DEFAULTS: dict[str, Any] = {
     "sequence_length": 64,  # BPTT trunks
     # real-time actor-critic
     "lambda": 0.9,
-    "actor_step_size": 1e-3,
-    "critic_step_size": 1e-3,
     "shared_trunk": True,
     "steps": 500_000,
     "paper_steps": 5_000_000,
@@ -207,7 +206,7 @@ _POPGYM_ENVS = [f"{task}-{level}" for task in ("repeat_first", "repeat_previous"
                 "autoencode", "higher_lower") for level in ("easy", "medium", "hard")]  # fmt: skip
 # POPGym: one-hot observations and returns in [-1, 1], so no normalisation; 8 parallel games.
 _POPGYM = {"normalize_obs": False, "scale_reward": False, "num_envs": 8, "rollout_length": 256,
-           "learning_rate": 3e-4, "entropy_coef": 0.01}  # fmt: skip
+           "step_size": 3e-4, "entropy_coef": 0.01}  # fmt: skip
 for _trunk, (_what, _trunk_config) in CONTROL_TRUNKS.items():
     for _env in _MUJOCO_ENVS:
         _control_preset(f"ppo-{_trunk}-{_env}", f"PPO on {_env.upper()} (Brax): {_what}",
@@ -216,15 +215,16 @@ for _trunk, (_what, _trunk_config) in CONTROL_TRUNKS.items():
         _control_preset(f"ppo-{_trunk}-{_env}", f"PPO on POPGym {_env}: {_what}",
                         env=_env, **_trunk_config, **_POPGYM)  # fmt: skip
     _control_preset(f"ppo-{_trunk}-cartpole-p", f"PPO on CartPole-P: {_what}", env="cartpole-p",
-                    **_trunk_config, num_envs=4, rollout_length=512, learning_rate=3e-4,
+                    **_trunk_config, num_envs=4, rollout_length=512, step_size=3e-4,
                     minibatches=8, hidden=32, steps=200_000)  # fmt: skip
-_AC = {"learner": "actor_critic", "units": 32, "hidden": 0, "steps": 200_000, "chunk": 50_000}
+_AC = {"learner": "actor_critic", "units": 32, "hidden": 0, "steps": 200_000, "chunk": 50_000,
+       "step_size": 1e-3}
 _control_preset("ac-rtu-cartpole-p", "real-time actor-critic on CartPole-P: linear RTU 32, RTRL",
                 env="cartpole-p", cell="linear_rtu", **_AC)  # fmt: skip
 _control_preset("ac-rtu-halfcheetah-p",
                 "real-time actor-critic on HALFCHEETAH-P (Brax): linear RTU 32, RTRL",
-                env="halfcheetah-p", cell="linear_rtu", **{**_AC, "steps": 1_000_000},
-                actor_step_size=1e-4, critic_step_size=1e-4)  # fmt: skip
+                env="halfcheetah-p", cell="linear_rtu",
+                **{**_AC, "steps": 1_000_000, "step_size": 1e-4})  # fmt: skip
 _control_preset("ac-rtu-repeat_previous-easy",
                 "real-time actor-critic on POPGym repeat_previous-easy: linear RTU 32, RTRL",
                 env="repeat_previous-easy", cell="linear_rtu", **_AC, normalize_obs=False,
@@ -239,18 +239,63 @@ def describe(name: str) -> str:
     return _PRESETS[name][0]
 
 
+# Earlier spellings of a key, rejected with the current one.
+RENAMED_KEYS = {
+    "learning_rate": "step_size",
+    "lr": "step_size",
+    "actor_step_size": "step_size",
+    "critic_step_size": "step_size",
+}
+
+# Ranges of the keys that have one (every float must also be finite).
+_AT_LEAST_ONE = {"units", "steps", "paper_steps", "chunk", "bin_size", "final_window",
+                 "truncation", "isi", "frame_size", "rollout_length", "num_envs", "epochs",
+                 "minibatches", "sequence_length"}  # fmt: skip
+_AT_LEAST_ZERO = {"num_distractors", "stage_size", "stage_steps", "seed", "hidden", "clip",
+                  "value_clip", "value_coef", "entropy_coef", "max_grad_norm",
+                  "adam_eps"}  # fmt: skip
+_UNIT_INTERVAL = {"gamma", "lambda", "gae_lambda", "final_fraction"}  # [0, 1]
+_RATES = {"input_norm_rate", "feature_norm_rate"}  # (0, 1]
+
+
+def check_value(key: str, value: Any) -> None:
+    """A one-line error when ``value`` is outside the range ``key`` allows."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{key} must be a finite number, got {value}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    problem = None
+    if key in _AT_LEAST_ONE and value < 1:
+        problem = "must be at least 1"
+    elif key in _AT_LEAST_ZERO and value < 0:
+        problem = "must be at least 0"
+    elif key in _UNIT_INTERVAL and not 0 <= value <= 1:
+        problem = "must lie in [0, 1]"
+    elif key in _RATES and not 0 < value <= 1:
+        problem = "must lie in (0, 1] (1: off)"
+    elif key == "step_size" and value <= 0:
+        problem = "must be positive"
+    if problem:
+        raise ValueError(f"{key} {problem}, got {value}")
+
+
 def resolve(name: str, overrides: dict[str, str] | None = None) -> dict[str, Any]:
     """The preset's configuration with ``--set`` overrides applied (strings converted to the
-    type of the default); unknown presets and keys get errors that list the valid ones."""
+    type of the default, and range-checked); unknown presets and keys get errors that list the
+    valid ones."""
     if name not in _PRESETS:
         raise KeyError(f"unknown preset {name!r}; valid presets: {', '.join(preset_names())}")
     config = dict(_PRESETS[name][1])
     for key, text in (overrides or {}).items():
+        if key in RENAMED_KEYS and key not in config:
+            new = RENAMED_KEYS[key]
+            raise KeyError(f"{key!r} is now called {new!r}: use --set {new}={text}")
         if key not in config:
             raise KeyError(
                 f"unknown key {key!r} for preset {name}; valid keys: {', '.join(sorted(config))}"
             )
         config[key] = _convert(key, text, config[key])
+        check_value(key, config[key])
     return config
 
 
@@ -267,7 +312,7 @@ def _convert(key: str, text: str, default: Any) -> Any:
                 raise ValueError
             return int(value)
         return type(default)(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ValueError(
             f"bad value {text!r} for {key}: expected {type(default).__name__}"
         ) from None

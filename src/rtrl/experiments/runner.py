@@ -1,9 +1,9 @@
-"""The experiment runner: many seeds in one vmapped, compiled call, run in chunks.
+"""Online prediction runs: many seeds in one compiled call, run in chunks by the run loop.
 
 ``run_prediction(config, seeds, out)`` runs online TD(lambda) prediction on a stream (animal
-learning, or recorded Atari play: ``rtrl.experiments.atari`` runs several games). Each chunk is
-one jitted ``lax.scan`` over ``chunk`` steps for all seeds at once; Python runs only between
-chunks (progress bar, scoring, checkpoint). The run directory holds
+learning, or recorded Atari play: ``rtrl.experiments.atari`` runs several games) through
+``rtrl.experiments.loop``. Each chunk is one jitted ``lax.scan`` over ``chunk`` steps for all
+seeds at once. The run directory holds
 
 - ``config.json``: the resolved configuration and the number of seeds;
 - ``metrics.csv``: per seed, the mean squared return error (V_t - G_t)^2 of each bin of steps;
@@ -18,105 +18,19 @@ chunk as look-ahead (the truncation error is at most gamma^chunk); the stream's 
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import os
-import time
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from tqdm import tqdm
 
 from rtrl import cells, compiled
-from rtrl.envs import animal_learning, atari
-from rtrl.gradients import ESTIMATORS, make_estimator, truncated_bptt
-from rtrl.learners import binned_means, discounted_returns, rmsprop_on_update, td_lambda
-from rtrl.networks.staged import staged_network, staged_rtrl
-
-STREAMS = {
-    "trace_conditioning": lambda c: animal_learning.trace_conditioning(
-        isi=c["isi"], num_distractors=c["num_distractors"]
-    ),
-    "trace_patterning": lambda c: animal_learning.trace_patterning(
-        isi=c["isi"], num_distractors=c["num_distractors"]
-    ),
-    "noisy_patterning": lambda c: animal_learning.noisy_patterning(
-        num_distractors=c["num_distractors"]
-    ),
-    "javed_trace_patterning": lambda c: animal_learning.javed_trace_patterning(isi=c["isi"]),
-    # Recorded expert play, replayed once and cached; the directory is $RTRL_DATA (rtrl --data).
-    "atari": lambda c: atari.recorded_stream(
-        atari.load_recording(c["game"], frame_size=c["frame_size"], progress=True), c["gamma"]
-    ),
-}
-
-
-def observation_count(config: dict[str, Any]) -> int:
-    """The size of a configuration's observations, without loading recorded data."""
-    _choice("stream", config["stream"], STREAMS)
-    if config["stream"] == "atari":
-        return atari.observation_size(config["frame_size"])
-    return STREAMS[config["stream"]](config).num_observations
-
-
-OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam, "rmsprop_on_update": rmsprop_on_update}
-
-
-class DivergedError(RuntimeError):
-    """The learner produced a non-finite value; the run directory keeps what was scored."""
-
-
-def _choice(kind: str, value: str, valid) -> None:
-    if value not in valid:
-        raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(sorted(valid))}")
-
-
-def staged_network_of(config: dict[str, Any]):
-    """The staged network of a ``staged_rtrl`` configuration (stage sizes and steps resolved)."""
-    units = config["units"]
-    stage_size = config["stage_size"] or units
-    stages = units // stage_size if stage_size > 0 else 1
-    stage_steps = config["stage_steps"] or max(1, config["steps"] // stages)
-    return staged_network(
-        config["cell"], units, stage_size, stage_steps, input_norm_rate=config["input_norm_rate"]
-    )
-
-
-def build_estimator(config: dict[str, Any]):
-    _choice("estimator", config["estimator"], {*ESTIMATORS, "tbptt", "staged_rtrl"})
-    if config["estimator"] == "staged_rtrl":
-        return staged_rtrl(staged_network_of(config))
-    cell = cells.make_cell(config["cell"], config["units"])
-    if config["estimator"] == "tbptt":
-        return truncated_bptt(cell, config["truncation"])
-    return make_estimator(config["estimator"], cell)
-
-
-def build(config: dict[str, Any]):
-    """The stream and the TD(lambda) learner a configuration describes."""
-    _choice("stream", config["stream"], STREAMS)
-    _choice("optimizer", config["optimizer"], OPTIMIZERS)
-    stream = STREAMS[config["stream"]](config)
-    length = getattr(stream, "length", None)
-    if length is not None and config["steps"] > length:
-        raise ValueError(
-            f"steps ({config['steps']}) exceeds the {length} steps of {stream.name}; "
-            f"use --steps {length} or fewer"
-        )
-    estimator = build_estimator(config)
-    optimizer = OPTIMIZERS[config["optimizer"]](config["step_size"])
-    return stream, td_lambda(
-        estimator,
-        optimizer,
-        config["lambda"],
-        feature_norm_rate=config["feature_norm_rate"],
-        head_step_per_feature=config["head_step_per_feature"],
-    )
+from rtrl.experiments import builders
+from rtrl.experiments.loop import Program, chunks_for, run_loop
+from rtrl.experiments.results import final_and_lifetime, read_metrics
+from rtrl.learners import binned_means, discounted_returns
 
 
 def compile_chunks(stream, learner, chunk: int, reset_at_episode_start: bool = False):
@@ -164,7 +78,7 @@ def compile_chunks(stream, learner, chunk: int, reset_at_episode_start: bool = F
     return compiled.jit(init), compiled.jit(run_chunk)
 
 
-def _check_schedule(config: dict[str, Any]) -> None:
+def check_schedule(config: dict[str, Any]) -> None:
     chunk, bin_size = config["chunk"], config["bin_size"]
     if chunk < 1 or bin_size < 1 or chunk % bin_size:
         raise ValueError(f"chunk ({chunk}) must be a positive multiple of bin_size ({bin_size})")
@@ -172,23 +86,80 @@ def _check_schedule(config: dict[str, Any]) -> None:
         raise ValueError(
             f"final_window ({config['final_window']}) must be a multiple of bin_size ({bin_size})"
         )
+    chunks_for(config["steps"], chunk, exact=True)
     if config["steps"] < 2 * chunk:
         raise ValueError(f"steps ({config['steps']}) must be at least two chunks ({2 * chunk})")
 
 
-def _save_tree(path: Path, tree: Any, **extra: Any) -> None:
-    leaves = {f"leaf_{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(tree))}
-    temporary = path.with_suffix(".tmp.npz")
-    np.savez(temporary, **leaves, **{k: np.asarray(v) for k, v in extra.items()})
-    os.replace(temporary, path)  # atomic: a crash never leaves a half-written checkpoint
+def prediction_program(config: dict[str, Any], seeds: int, stream, learner) -> Program:
+    """The run loop's program: ``run_chunk`` returns each seed's values, cumulants and
+    discounts of the chunk (float32, whatever the compute precision)."""
+    chunk = config["chunk"]
+    init, run_chunk = compile_chunks(
+        stream, learner, chunk, reset_at_episode_start=config["reset_at_episode_start"]
+    )
+    seed_keys = jax.random.split(jax.random.PRNGKey(config["seed"]), seeds)
+
+    def run(state, index):
+        chunk_keys = jax.vmap(lambda k: jax.random.fold_in(k, index))(seed_keys)
+        state, values, cumulants, discounts = run_chunk(*state, chunk_keys, stream.data)
+        with np.errstate(over="ignore"):  # a diverging value may exceed float32's range
+            values = np.asarray(values).astype(np.float32)
+        outputs = {"value": values, "cumulant": np.asarray(cumulants, np.float32),
+                   "discount": np.asarray(discounts, np.float32)}  # fmt: skip
+        return state, outputs
+
+    return Program(lambda: init(seed_keys), run, chunk)
 
 
-def _load_tree(path: Path, like: Any) -> tuple[Any, dict[str, np.ndarray]]:
-    data = np.load(path)
-    leaves, treedef = jax.tree.flatten(like)
-    restored = [jnp.asarray(data[f"leaf_{i}"], dtype=x.dtype) for i, x in enumerate(leaves)]
-    extra = {k: data[k] for k in data.files if not k.startswith("leaf_")}
-    return jax.tree.unflatten(treedef, restored), extra
+class ReturnErrorRecorder:
+    """Scores each chunk's values against the returns in hindsight (the module docstring):
+    the carry is the previous chunk's outputs, scored once this chunk gives the look-ahead."""
+
+    metrics_file = "metrics.csv"
+    header = ["seed", "step", "msre"]
+    watched = "value"
+
+    def __init__(self, config: dict[str, Any], seeds: int, gamma: float):
+        self.config, self.seeds = config, seeds
+        self.tail = math.ceil(10 / (1 - gamma)) if gamma < 1 else config["chunk"]
+
+    def initial(self):
+        return tuple(jnp.zeros((self.seeds, self.config["chunk"]), jnp.float32) for _ in range(3))
+
+    def record(self, carry, index, outputs):
+        values = np.where(np.isfinite(outputs["value"]), outputs["value"], np.nan)
+        scored = (values, outputs["cumulant"], outputs["discount"])
+        rows = self._score(index - 1, carry, scored, keep=self.config["chunk"]) if index else []
+        return tuple(jnp.asarray(a) for a in scored), rows
+
+    def finish(self, carry, chunks):
+        # The last chunk has no look-ahead: drop its unreliable tail.
+        return self._score(chunks - 1, carry, None, keep=self.config["chunk"] - self.tail)
+
+    def _score(self, chunk_index, data, look_ahead, keep) -> list[list]:
+        """The binned squared return errors of one chunk, as rows."""
+        values, cumulants, discounts = (np.asarray(a) for a in data)
+        if look_ahead is not None:
+            cumulants = np.concatenate([cumulants, look_ahead[1]], axis=1)
+            discounts = np.concatenate([discounts, look_ahead[2]], axis=1)
+        returns = jax.vmap(discounted_returns)(jnp.asarray(cumulants), jnp.asarray(discounts))
+        errors = (values[:, :keep] - np.asarray(returns)[:, :keep]) ** 2
+        bin_size = self.config["bin_size"]
+        bins = binned_means(errors.T, bin_size).T  # (seeds, bins)
+        first = chunk_index * self.config["chunk"]
+        return [[seed, first + (b + 1) * bin_size, f"{value:.8g}"]
+                for seed, row in enumerate(bins) for b, value in enumerate(row)]  # fmt: skip
+
+    def summary(self, out: Path) -> dict[str, Any]:
+        if not (out / self.metrics_file).exists():
+            return {"scored_steps": 0}
+        steps, table = read_metrics(out)
+        summary: dict[str, Any] = {"scored_steps": int(steps[-1]) if len(steps) else 0}
+        if table.size:
+            window = max(1, self.config["final_window"] // self.config["bin_size"])
+            summary.update(final_and_lifetime(table, window, "msre"))
+        return summary
 
 
 def run_prediction(
@@ -202,143 +173,10 @@ def run_prediction(
 
     ``stop_after``: run at most this many chunks in this call (the run stays resumable).
     """
-    _check_schedule(config)
-    stream, learner = build(config)  # validates names before anything is written
-    out.mkdir(parents=True, exist_ok=True)
+    check_schedule(config)
+    stream, learner = builders.build_prediction(config)  # names checked before writing
+    program = prediction_program(config, seeds, stream, learner)
+    recorder = ReturnErrorRecorder(config, seeds, stream.gamma)
+    chunks = chunks_for(config["steps"], config["chunk"], exact=True)
     record = {"config": config, "seeds": seeds}
-    config_path, checkpoint_path = out / "config.json", out / "checkpoint.npz"
-    if config_path.exists() and json.loads(config_path.read_text()) != record:
-        raise ValueError(
-            f"{out} holds a run with a different configuration; choose another --out "
-            "or delete that directory"
-        )
-    config_path.write_text(json.dumps(record, indent=2))
-    chunk, steps = config["chunk"], config["steps"]
-    num_chunks = steps // chunk
-    root = jax.random.PRNGKey(config["seed"])
-    seed_keys = jax.random.split(root, seeds)
-
-    init, run_chunk = compile_chunks(
-        stream, learner, chunk, reset_at_episode_start=config["reset_at_episode_start"]
-    )
-    state = init(seed_keys)
-    # The previous chunk's (values, cumulants, discounts), kept in float32 whatever the compute
-    # precision, so that a resumed run scores exactly what an uninterrupted one does.
-    pending = tuple(jnp.zeros((seeds, chunk), jnp.float32) for _ in range(3))
-    start_chunk, rows_written, finished = 0, 0, False
-    metrics_path = out / "metrics.csv"
-    if checkpoint_path.exists():
-        (state, pending), extra = _load_tree(checkpoint_path, (state, pending))
-        start_chunk, rows_written = int(extra["next_chunk"]), int(extra["rows_written"])
-        finished = bool(extra["finished"])
-        _truncate_csv(metrics_path, rows_written)
-    elif metrics_path.exists():
-        metrics_path.unlink()
-
-    gamma = stream.gamma
-    tail = math.ceil(10 / (1 - gamma)) if gamma < 1 else chunk
-    bar = tqdm(total=num_chunks * chunk, initial=start_chunk * chunk, unit="step",
-               unit_scale=True, disable=not progress, desc=out.name)  # fmt: skip
-    last_chunk = num_chunks if stop_after is None else min(num_chunks, start_chunk + stop_after)
-    for index in range(start_chunk, last_chunk):
-        started = time.perf_counter()
-        chunk_key = jax.vmap(lambda k, i=index: jax.random.fold_in(k, i))(seed_keys)
-        state, values, cumulants, discounts = run_chunk(*state, chunk_key, stream.data)
-        bad = ~np.isfinite(np.asarray(values)).all(axis=1)
-        with np.errstate(over="ignore"):  # a diverging value may exceed float32's range
-            values = np.where(np.isfinite(values), values, np.nan).astype(np.float32)
-        scored = (values, np.asarray(cumulants, np.float32), np.asarray(discounts, np.float32))
-        if index > 0:  # score the previous chunk with this one as look-ahead
-            rows_written += _score(metrics_path, index - 1, pending, scored, config, keep=chunk)
-        if bad.any():
-            bar.close()
-            _summarise(out, config, seeds, status="diverged")
-            raise DivergedError(
-                f"non-finite value in steps {index * chunk}-{(index + 1) * chunk} for seeds "
-                f"{np.flatnonzero(bad).tolist()}; bins scored so far are kept in {metrics_path}. "
-                "Lower step_size (--set step_size=...) and start a new run directory."
-            )
-        pending = tuple(jnp.asarray(a) for a in scored)
-        _save_tree(checkpoint_path, (state, pending), next_chunk=index + 1,
-                   rows_written=rows_written, finished=False)  # fmt: skip
-        bar.update(chunk)
-        bar.set_postfix(steps_per_s=f"{chunk / (time.perf_counter() - started):,.0f}")
-    bar.close()
-    if last_chunk < num_chunks:
-        return _summarise(out, config, seeds, status="partial")
-    if not finished:  # the last chunk has no look-ahead: drop its unreliable tail
-        rows_written += _score(metrics_path, num_chunks - 1, pending, None, config,
-                               keep=chunk - tail)  # fmt: skip
-        _save_tree(checkpoint_path, (state, pending), next_chunk=num_chunks,
-                   rows_written=rows_written, finished=True)  # fmt: skip
-    return _summarise(out, config, seeds, status="complete")
-
-
-def _score(path, chunk_index, data, look_ahead, config, keep) -> int:
-    """Append the binned squared return errors of one chunk; returns the rows written."""
-    values, cumulants, discounts = (np.asarray(a) for a in data)
-    if look_ahead is not None:
-        cumulants = np.concatenate([cumulants, np.asarray(look_ahead[1])], axis=1)
-        discounts = np.concatenate([discounts, np.asarray(look_ahead[2])], axis=1)
-    returns = jax.vmap(discounted_returns)(jnp.asarray(cumulants), jnp.asarray(discounts))
-    errors = (values[:, :keep] - np.asarray(returns)[:, :keep]) ** 2
-    bins = binned_means(errors.T, config["bin_size"]).T  # (seeds, bins)
-    new_file = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.writer(f)
-        if new_file:
-            writer.writerow(["seed", "step", "msre"])
-        for seed, row in enumerate(bins):
-            for b, value in enumerate(row):
-                step = chunk_index * config["chunk"] + (b + 1) * config["bin_size"]
-                writer.writerow([seed, step, f"{value:.8g}"])
-    return bins.size
-
-
-def _truncate_csv(path: Path, rows: int) -> None:
-    """Drop rows written after the checkpoint (a run stopped between the two writes)."""
-    if not path.exists():
-        return
-    with open(path) as f:
-        lines = f.readlines()
-    with open(path, "w") as f:
-        f.writelines(lines[: rows + 1])
-
-
-def read_metrics(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(steps (bins,), msre (seeds, bins)) of a run directory."""
-    with open(run_dir / "metrics.csv") as f:
-        rows = [(int(r["seed"]), int(r["step"]), float(r["msre"])) for r in csv.DictReader(f)]
-    if not rows:
-        return np.zeros(0, int), np.zeros((0, 0))
-    seeds = max(r[0] for r in rows) + 1
-    steps = sorted({r[1] for r in rows})
-    table = np.full((seeds, len(steps)), np.nan)
-    position = {s: i for i, s in enumerate(steps)}
-    for seed, step, value in rows:
-        table[seed, position[step]] = value
-    return np.asarray(steps), table
-
-
-def standard_error(per_seed) -> float:
-    """Standard error of the mean over seeds (0 for a single seed)."""
-    per_seed = np.asarray(per_seed)
-    return float(per_seed.std(ddof=1) / np.sqrt(len(per_seed))) if len(per_seed) > 1 else 0.0
-
-
-def _summarise(out: Path, config, seeds: int, status: str) -> dict[str, Any]:
-    steps, table = read_metrics(out) if (out / "metrics.csv").exists() else (np.zeros(0), None)
-    summary: dict[str, Any] = {
-        "status": status,
-        "scored_steps": int(steps[-1]) if len(steps) else 0,
-    }
-    if table is not None and table.size:
-        window = max(1, config["final_window"] // config["bin_size"])
-        final = np.nanmean(table[:, -window:], axis=1)
-        lifetime = np.nanmean(table, axis=1)
-        for name, per_seed in (("final", final), ("lifetime", lifetime)):
-            summary[f"{name}_msre_per_seed"] = per_seed.tolist()
-            summary[f"{name}_msre_mean"] = float(per_seed.mean())
-            summary[f"{name}_msre_stderr"] = standard_error(per_seed)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return run_loop(program, recorder, out, record, chunks, progress, stop_after)

@@ -11,13 +11,14 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
 from rtrl.experiments import presets
 from rtrl.experiments.compute import multiply_adds
-from rtrl.experiments.runner import DivergedError, run_prediction
+from rtrl.experiments.loop import DivergedError
+from rtrl.experiments.results import write_table
+from rtrl.experiments.runner import run_prediction
 
 
 def _run_dir(out: Path, preset: str, key: str, value: str) -> Path:
@@ -59,10 +60,7 @@ def sweep(
             "multiply_adds": multiply_adds(config), "run": str(run_dir),
         })  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "sweep.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_table(out / "sweep.csv", rows)
     best = []
     for name in names:
         done = [r for r in rows if r["preset"] == name and r["status"] == "complete"]

@@ -7,14 +7,24 @@ from rtrl.gradients.full import SensitivityState, full_rtrl
 from rtrl.gradients.tbptt import WindowState, block_value_and_grad, truncated_bptt
 from rtrl.gradients.uoro import UOROState, uoro
 
-# Estimators that need nothing but the cell (T-BPTT also needs its truncation).
-ESTIMATORS = {"columnar_rtrl": columnar_rtrl, "full_rtrl": full_rtrl, "snap1": snap1, "uoro": uoro}
+# Estimators by name: each takes the cell, T-BPTT also its truncation.
+ESTIMATORS = {
+    "columnar_rtrl": columnar_rtrl,
+    "full_rtrl": full_rtrl,
+    "snap1": snap1,
+    "uoro": uoro,
+    "tbptt": truncated_bptt,
+}
 
 
-def make_estimator(name: str, cell):
-    """Build an estimator by name for ``cell``."""
+def make_estimator(name: str, cell, truncation: int | None = None):
+    """Build an estimator by name for ``cell`` (``truncation``: T for "tbptt")."""
     if name not in ESTIMATORS:
         raise ValueError(f"unknown estimator {name!r}; choose one of {sorted(ESTIMATORS)}")
+    if name == "tbptt":
+        if truncation is None or truncation < 1:
+            raise ValueError(f"tbptt needs a truncation of at least 1, got {truncation}")
+        return truncated_bptt(cell, truncation)
     return ESTIMATORS[name](cell)
 
 

@@ -2,12 +2,14 @@
 
 from rtrl.learners.actor_critic import ACState, ActorCritic, actor_critic
 from rtrl.learners.metrics import binned_means, discounted_returns
+from rtrl.learners.optim import OPTIMIZERS, make_optimizer, rmsprop_on_update
 from rtrl.learners.ppo import PPO, PPOConfig, PPOState, bptt_trunk, gae, ppo, rtrl_trunk
 from rtrl.learners.regression import OnlineRegression, RegressionState, online_regression
-from rtrl.learners.td import TDLambda, TDState, rmsprop_on_update, td_lambda
+from rtrl.learners.td import TDLambda, TDState, td_lambda
 
 __all__ = [
     "ACState",
+    "OPTIMIZERS",
     "ActorCritic",
     "PPO",
     "PPOConfig",
@@ -15,6 +17,7 @@ __all__ = [
     "actor_critic",
     "bptt_trunk",
     "gae",
+    "make_optimizer",
     "ppo",
     "rtrl_trunk",
     "OnlineRegression",

@@ -33,6 +33,7 @@ import optax
 
 from rtrl.cells.base import Cell
 from rtrl.gradients.base import Estimator, reset_then_step
+from rtrl.learners.optim import clipped_adam
 from rtrl.learners.policies import (
     distribution_for,
     mlp_apply,
@@ -56,9 +57,6 @@ class PPOConfig(NamedTuple):
     value_clip: float = 0.2  # 0: no value clipping
     value_coef: float = 0.5
     entropy_coef: float = 0.0
-    max_grad_norm: float = 0.5
-    learning_rate: float = 1e-4
-    adam_eps: float = 1e-5
     normalize_advantages: bool = True
     hidden: int = 64  # encoder and head width (0: none; the trunk reads observations)
     traces: str = "stale"  # RTRL trunks: stale | fresh
@@ -181,17 +179,22 @@ def check_config(config: PPOConfig, trunk: Trunk) -> None:
             )
 
 
-def ppo(env, trunk: Trunk, config: PPOConfig = PPOConfig()) -> PPO:
+def ppo(
+    env,
+    trunk: Trunk,
+    config: PPOConfig = PPOConfig(),
+    optimizer: optax.GradientTransformation | None = None,
+) -> PPO:
     """PPO on a JAX ``ControlEnv`` (already wrapped with ``auto_reset`` and
-    ``record_episode_returns``) with the given trunk (see the module docstring)."""
+    ``record_episode_returns``) with the given trunk (see the module docstring). ``optimizer``
+    receives the loss gradient; None: the reference's, Adam (step size 1e-4, eps 1e-5) after
+    clipping the global norm to 0.5."""
     check_config(config, trunk)
     space: ActionSpace = env.action_space
     dist = distribution_for(space)
     cell = trunk.cell
-    optimizer = optax.chain(
-        optax.clip_by_global_norm(config.max_grad_norm),
-        optax.adam(config.learning_rate, eps=config.adam_eps),
-    )
+    if optimizer is None:
+        optimizer = clipped_adam(1e-4, max_grad_norm=0.5, eps=1e-5)
     hidden = [config.hidden] if config.hidden else []
 
     def init_params(key):

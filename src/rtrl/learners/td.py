@@ -53,17 +53,6 @@ class TDLambda(NamedTuple):
     streams_last: bool = False  # step takes many streams with the stream axes last
 
 
-def rmsprop_on_update(
-    learning_rate: float, decay: float = 0.9999, initial_scale: float = 1.0, eps: float = 1e-8
-) -> optax.GradientTransformation:
-    """The reference's "RMSProp on the update": n <- decay n + (1 - decay) g^2 (n_0 = 1),
-    step g / (sqrt(n) + eps). Here g is the descent direction -delta e."""
-    return optax.chain(
-        optax.scale_by_rms(decay=decay, eps=eps, initial_scale=initial_scale, eps_in_sqrt=False),
-        optax.scale(-learning_rate),
-    )
-
-
 def td_lambda(
     estimator: Estimator,
     optimizer: optax.GradientTransformation,

@@ -1,0 +1,140 @@
+"""From a configuration dictionary (``rtrl.experiments.presets``) to the objects it describes:
+streams and environments, cells, estimators, optimisers and learners. Every name is looked up in
+its layer's registry (``rtrl.envs.registry``, ``rtrl.cells.CELLS``, ``rtrl.gradients.ESTIMATORS``,
+``rtrl.learners.OPTIMIZERS``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optax
+
+from rtrl.cells import make_cell
+from rtrl.envs.control import ControlEnv, wrap_for_agents
+from rtrl.envs.registry import (
+    HOST_PREFIX,
+    make_control_env,
+    make_host_envs,
+    make_stream,
+    stream_observation_count,
+)
+from rtrl.gradients import ESTIMATORS, make_estimator
+from rtrl.learners import make_optimizer, td_lambda
+from rtrl.learners.actor_critic import actor_critic
+from rtrl.learners.optim import clipped_adam
+from rtrl.learners.ppo import PPOConfig, bptt_trunk, ppo, rtrl_trunk
+from rtrl.networks.staged import staged_network, staged_rtrl
+
+STREAM_OPTIONS = ("isi", "num_distractors", "game", "frame_size", "gamma")
+CONTROL_LEARNERS = ("ppo", "actor_critic")
+
+
+# Prediction
+
+
+def _stream_options(config: dict[str, Any]) -> dict[str, Any]:
+    return {key: config[key] for key in STREAM_OPTIONS}
+
+
+def observation_count(config: dict[str, Any]) -> int:
+    """The size of a configuration's observations, without loading recorded data."""
+    return stream_observation_count(config["stream"], **_stream_options(config))
+
+
+def staged_network_of(config: dict[str, Any]):
+    """The staged network of a ``staged_rtrl`` configuration (stage sizes and steps resolved)."""
+    units = config["units"]
+    stage_size = config["stage_size"] or units
+    stages = units // stage_size if stage_size > 0 else 1
+    stage_steps = config["stage_steps"] or max(1, config["steps"] // stages)
+    return staged_network(
+        config["cell"], units, stage_size, stage_steps, input_norm_rate=config["input_norm_rate"]
+    )
+
+
+def build_estimator(config: dict[str, Any]):
+    """The estimator of a prediction configuration; ``staged_rtrl`` builds a staged network."""
+    valid = sorted([*ESTIMATORS, "staged_rtrl"])
+    if config["estimator"] not in valid:
+        raise ValueError(f"unknown estimator {config['estimator']!r}; choose one of {valid}")
+    if config["estimator"] == "staged_rtrl":
+        return staged_rtrl(staged_network_of(config))
+    cell = make_cell(config["cell"], config["units"])
+    truncation = config["truncation"] if config["estimator"] == "tbptt" else None
+    return make_estimator(config["estimator"], cell, truncation=truncation)
+
+
+def build_prediction(config: dict[str, Any]):
+    """The stream and the TD(lambda) learner a prediction configuration describes."""
+    estimator = build_estimator(config)  # names are checked before recorded data is loaded
+    optimizer = make_optimizer(config["optimizer"], config["step_size"])
+    stream = make_stream(config["stream"], **_stream_options(config))
+    length = getattr(stream, "length", None)
+    if length is not None and config["steps"] > length:
+        raise ValueError(
+            f"steps ({config['steps']}) exceeds the {length} steps of {stream.name}; "
+            f"use --steps {length} or fewer"
+        )
+    return stream, td_lambda(
+        estimator,
+        optimizer,
+        config["lambda"],
+        feature_norm_rate=config["feature_norm_rate"],
+        head_step_per_feature=config["head_step_per_feature"],
+    )
+
+
+# Control
+
+
+def control_env(config: dict[str, Any]) -> ControlEnv:
+    env = make_control_env(config["env"], mujoco_backend=config["mujoco_backend"])
+    return wrap_for_agents(env, config["normalize_obs"], config["scale_reward"], config["gamma"])
+
+
+def host_envs(config: dict[str, Any], seeds: int):
+    """One Gymnasium environment per seed, for ``env = "gym:..."``."""
+    return make_host_envs(config["env"][len(HOST_PREFIX) :], num_envs=seeds, seed=config["seed"])
+
+
+def check_control_learner(config: dict[str, Any]) -> None:
+    if config["learner"] not in CONTROL_LEARNERS:
+        raise ValueError(f"unknown learner {config['learner']!r}; choose one of {CONTROL_LEARNERS}")
+    if config["env"].startswith(HOST_PREFIX) and config["learner"] != "actor_critic":
+        raise ValueError(
+            "Gymnasium environments (env=gym:...) run with the host-loop actor-critic "
+            "(--set learner=actor_critic); PPO needs a JAX environment"
+        )
+
+
+def build_ppo(config: dict[str, Any], env: ControlEnv):
+    cell = make_cell(config["cell"], config["units"])
+    if config["estimator"] == "bptt":
+        trunk = bptt_trunk(cell)
+    else:
+        trunk = rtrl_trunk(make_estimator(config["estimator"], cell))
+    optimizer = clipped_adam(config["step_size"], config["max_grad_norm"], config["adam_eps"])
+    return ppo(env, trunk, PPOConfig(**{k: config[k] for k in PPOConfig._fields}), optimizer)
+
+
+def build_actor_critic(config: dict[str, Any], action_space):
+    if config["estimator"] == "bptt":
+        raise ValueError("the real-time actor-critic needs an online estimator, not bptt")
+    estimator = make_estimator(config["estimator"], make_cell(config["cell"], config["units"]))
+    return actor_critic(
+        estimator, action_space,
+        optax.adam(config["step_size"]), optax.adam(config["step_size"]),
+        gamma=config["gamma"], lambda_=config["lambda"], entropy_coef=config["entropy_coef"],
+        shared_trunk=config["shared_trunk"], head_hidden=config["hidden"],
+    )  # fmt: skip
+
+
+def chunk_steps(config: dict[str, Any]) -> int:
+    """Steps per seed in one compiled chunk: ``chunk`` for prediction; whole PPO iterations
+    or whole curve bins for control."""
+    if config["kind"] == "prediction":
+        return config["chunk"]
+    if config["learner"] == "ppo":
+        per_iteration = config["rollout_length"] * config["num_envs"]
+        return per_iteration * max(1, config["chunk"] // per_iteration)
+    return config["bin_size"] * max(1, config["chunk"] // config["bin_size"])

@@ -1,0 +1,137 @@
+"""Reading and writing run directories, and the statistics every report uses.
+
+Every run directory holds ``config.json`` (``{"config": ..., "seeds": N}``, plus ``"games"`` for
+a multi-game Atari run), a metrics CSV (``metrics.csv`` for prediction, ``curve.csv`` for
+control), ``summary.json`` and, while it can resume, ``checkpoint.npz``. CSV files use ``\\n``
+line ends; JSON files are strict (a non-finite number is written as ``null``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+CONFIG_FILE = "config.json"
+SUMMARY_FILE = "summary.json"
+
+
+def standard_error(per_seed) -> float:
+    """Standard error of the mean over seeds (0 for a single seed)."""
+    per_seed = np.asarray(per_seed)
+    return float(per_seed.std(ddof=1) / np.sqrt(len(per_seed))) if len(per_seed) > 1 else 0.0
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (strict JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write strict JSON atomically (a crash never leaves half a file)."""
+    temporary = path.with_suffix(".tmp.json")
+    temporary.write_text(json.dumps(_strict(value), indent=2, allow_nan=False))
+    os.replace(temporary, path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def read_record(run_dir: Path) -> dict[str, Any]:
+    """The ``config.json`` of a run directory, with a clear error where there is none."""
+    path = run_dir / CONFIG_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir} has no {CONFIG_FILE}; is it a run directory?")
+    return read_json(path)
+
+
+def append_rows(path: Path, header: list[str], rows: Iterable[list[Any]]) -> int:
+    """Append ``rows`` to a CSV file (writing ``header`` first when it is new); returns the
+    number of rows written."""
+    new_file = not path.exists()
+    count = 0
+    with open(path, "a", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        if new_file:
+            writer.writerow(header)
+        for row in rows:
+            writer.writerow(row)
+            count += 1
+    return count
+
+
+def truncate_rows(path: Path, rows: int) -> None:
+    """Keep the header and the first ``rows`` rows (drop rows written after a checkpoint)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as handle:
+        lines = handle.readlines()
+    with open(path, "w", newline="") as handle:
+        handle.writelines(lines[: rows + 1])
+
+
+def read_metrics(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Prediction runs: (steps (bins,), squared return error (seeds, bins))."""
+    path = run_dir / "metrics.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir} has no metrics.csv; is it a prediction run directory?")
+    with open(path, newline="") as f:
+        rows = [(int(r["seed"]), int(r["step"]), float(r["msre"])) for r in csv.DictReader(f)]
+    if not rows:
+        return np.zeros(0, int), np.zeros((0, 0))
+    seeds = max(r[0] for r in rows) + 1
+    steps = sorted({r[1] for r in rows})
+    table = np.full((seeds, len(steps)), np.nan)
+    position = {s: i for i, s in enumerate(steps)}
+    for seed, step, value in rows:
+        table[seed, position[step]] = value
+    return np.asarray(steps), table
+
+
+def read_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Control runs: (steps, mean episodic return of shape (seeds, points)); NaN where no
+    episode ended."""
+    path = run_dir / "curve.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir} has no curve.csv; is it a control run directory?")
+    table = np.genfromtxt(path, delimiter=",", skip_header=1, ndmin=2)
+    if table.size == 0:
+        return np.zeros(0), np.zeros((0, 0))
+    return table[:, 0], table[:, 1:].T
+
+
+def final_and_lifetime(table: np.ndarray, window: int, name: str) -> dict[str, Any]:
+    """Per-seed means of the last ``window`` points and of all points of a (seeds, points)
+    table, with their mean and standard error over seeds, keyed ``{final,lifetime}_{name}_*``."""
+    summary: dict[str, Any] = {}
+    final = np.nanmean(table[:, -window:], axis=1)
+    lifetime = np.nanmean(table, axis=1)
+    for prefix, per_seed in (("final", final), ("lifetime", lifetime)):
+        summary[f"{prefix}_{name}_per_seed"] = per_seed.tolist()
+        summary[f"{prefix}_{name}_mean"] = float(np.nanmean(per_seed))
+        summary[f"{prefix}_{name}_stderr"] = standard_error(per_seed)
+    return summary
+
+
+def write_table(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write dictionaries as a CSV table (columns from the first row), atomically."""
+    temporary = path.with_suffix(".tmp.csv")
+    with open(temporary, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(temporary, path)
