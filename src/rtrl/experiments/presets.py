@@ -217,8 +217,14 @@ for _trunk, (_what, _trunk_config) in CONTROL_TRUNKS.items():
     _control_preset(f"ppo-{_trunk}-cartpole-p", f"PPO on CartPole-P: {_what}", env="cartpole-p",
                     **_trunk_config, num_envs=4, rollout_length=512, step_size=3e-4,
                     minibatches=8, hidden=32, steps=200_000)  # fmt: skip
-_AC = {"learner": "actor_critic", "units": 32, "hidden": 0, "steps": 200_000, "chunk": 50_000,
-       "step_size": 1e-3}
+_AC = {
+    "learner": "actor_critic",
+    "units": 32,
+    "hidden": 0,
+    "steps": 200_000,
+    "chunk": 50_000,
+    "step_size": 1e-3,
+}
 _control_preset("ac-rtu-cartpole-p", "real-time actor-critic on CartPole-P: linear RTU 32, RTRL",
                 env="cartpole-p", cell="linear_rtu", **_AC)  # fmt: skip
 _control_preset("ac-rtu-halfcheetah-p",
