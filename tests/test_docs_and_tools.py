@@ -23,7 +23,9 @@ def test_readme_usage_example_runs():
 def test_delayed_signal_example_writes_curves_summary_and_plot(tmp_path, capsys):
     from rtrl.experiments import delayed_signal
 
-    summary = delayed_signal.run(tmp_path, steps=1000, seeds=2, delay=2, noise=0.1, lr=3e-3, seed=0)
+    summary = delayed_signal.run(
+        tmp_path, steps=1000, seeds=2, delay=2, noise=0.1, step_size=3e-3, seed=0
+    )
     for name in ("curves.csv", "summary.json", "demo.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert set(summary["models"]) == set(delayed_signal.MODELS)

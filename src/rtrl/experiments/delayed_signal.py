@@ -2,25 +2,26 @@
 delayed signal. Several seeds run in one vmapped, compiled scan; Python only runs between chunks.
 
     python -m rtrl.experiments.delayed_signal --out runs/delayed-signal [--steps 20000]
+
+Each model's run is a run directory under ``--out`` (resumable, through the run loop).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
-import math
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
 import optax
-from tqdm import tqdm
 
 from rtrl import cells, compiled
 from rtrl.envs import delayed_signal
+from rtrl.experiments.loop import Program, chunks_for, run_loop
 from rtrl.experiments.plots import new_figure, plot_mean_band, save_figure
+from rtrl.experiments.results import write_json
 from rtrl.gradients import columnar_rtrl
 from rtrl.learners import online_regression
 
@@ -33,9 +34,12 @@ MODELS = {
 }
 
 
-def make_chunk_runner(cell, env_params, learning_rate: float, chunk: int):
-    """A jitted function advancing every seed by ``chunk`` steps; returns per-step losses."""
-    learner = online_regression(columnar_rtrl(cell), optax.adam(learning_rate))
+CHUNK = 500  # steps per compiled call and per point of the curves
+
+
+def model_program(cell, env_params, step_size: float, seeds: int, key) -> Program:
+    """Every seed advanced ``CHUNK`` steps per call; outputs each step's squared error."""
+    learner = online_regression(columnar_rtrl(cell), optax.adam(step_size))
 
     def init(key):
         k_learner, k_env = jax.random.split(key)
@@ -43,52 +47,74 @@ def make_chunk_runner(cell, env_params, learning_rate: float, chunk: int):
             k_env, env_params
         )
 
-    def run_chunk(learner_state, env_state, key):
+    def run_chunk(state, key):
         def one_step(carry, step_key):
             learner_state, env_state = carry
             env_state, x, y = delayed_signal.step(step_key, env_state, env_params)
             learner_state, metrics = learner.step(learner_state, x, y)
             return (learner_state, env_state), 2.0 * metrics["loss"]  # squared error
 
-        (learner_state, env_state), errors = jax.lax.scan(
-            one_step, (learner_state, env_state), jax.random.split(key, chunk)
+        return jax.lax.scan(one_step, state, jax.random.split(key, CHUNK))
+
+    init, run_chunk = compiled.jit(jax.vmap(init)), compiled.jit(jax.vmap(run_chunk))
+
+    def run(state, index):
+        state, errors = run_chunk(
+            state, jax.random.split(jax.random.fold_in(key, index + 1), seeds)
         )
-        return learner_state, env_state, errors
+        return state, {"squared_error": errors}
 
-    return compiled.jit(jax.vmap(init)), compiled.jit(jax.vmap(run_chunk))
+    return Program(lambda: init(jax.random.split(key, seeds)), run, CHUNK)
 
 
-def run(out: Path, steps: int, seeds: int, delay: int, noise: float, lr: float, seed: int):
-    out.mkdir(parents=True, exist_ok=True)
-    chunk = 500
-    num_chunks = math.ceil(steps / chunk)
+class MeanErrorRecorder:
+    """One row per seed and chunk: the mean squared error of the chunk's steps."""
+
+    metrics_file = "curve.csv"
+    header = ["seed", "step", "mse"]
+    watched = "squared_error"
+
+    def initial(self):
+        return ()
+
+    def record(self, carry, index, outputs):
+        means = outputs["squared_error"].mean(axis=1)
+        return carry, [[s, (index + 1) * CHUNK, f"{m:.6g}"] for s, m in enumerate(means)]
+
+    def finish(self, carry, chunks):
+        return []
+
+    def summary(self, out: Path) -> dict:
+        return {}
+
+
+def read_mean_errors(run_dir: Path) -> np.ndarray:
+    """(seeds, chunks) mean squared errors of one model's run directory."""
+    table = np.genfromtxt(run_dir / "curve.csv", delimiter=",", skip_header=1, ndmin=2)
+    seeds = int(table[:, 0].max()) + 1
+    return table[:, 2].reshape(-1, seeds).T
+
+
+def run(out: Path, steps: int, seeds: int, delay: int, noise: float, step_size: float, seed: int):
+    """Run every model (each a resumable run directory under ``out``), then compare them."""
+    num_chunks = chunks_for(steps, CHUNK, exact=False)
     env_params = delayed_signal.DelayedSignalParams(delay=delay, noise=noise)
     curves: dict[str, np.ndarray] = {}
-    timings: dict[str, float] = {}  # seconds per chunk after compilation
-    progress = tqdm(total=len(MODELS) * num_chunks * chunk, unit="step", unit_scale=True)
+    timings: dict[str, float] = {}  # seconds per chunk, compilation included
     for model_index, (name, make_cell) in enumerate(MODELS.items()):
-        progress.set_description(name)
-        init, run_chunk = make_chunk_runner(make_cell(), env_params, lr, chunk)
         key = jax.random.fold_in(jax.random.PRNGKey(seed), model_index)
-        learner_state, env_state = init(jax.random.split(key, seeds))
-        binned = []
-        start = time.perf_counter()
-        for c in range(num_chunks):
-            if c == 1:  # the first chunk includes compilation; time the rest
-                start = time.perf_counter()
-            chunk_keys = jax.random.split(jax.random.fold_in(key, c + 1), seeds)
-            learner_state, env_state, errors = run_chunk(learner_state, env_state, chunk_keys)
-            errors = np.asarray(errors)  # (seeds, chunk)
-            if not np.all(np.isfinite(errors)):
-                raise FloatingPointError(f"{name}: non-finite error in chunk {c}; lower --lr")
-            binned.append(errors.mean(axis=1))
-            progress.update(chunk)
-        timings[name] = (time.perf_counter() - start) / max(1, num_chunks - 1)
-        curves[name] = np.stack(binned, axis=1)  # (seeds, chunks)
-    progress.close()
+        program = model_program(make_cell(), env_params, step_size, seeds, key)
+        record = {"config": {"model": name, "steps": num_chunks * CHUNK, "delay": delay,
+                             "noise": noise, "step_size": step_size, "seed": seed},
+                  "seeds": seeds}  # fmt: skip
+        run_dir = out / name.split(" (")[0].replace(" ", "-").lower()
+        started = time.perf_counter()
+        run_loop(program, MeanErrorRecorder(), run_dir, record, num_chunks)
+        timings[name] = (time.perf_counter() - started) / num_chunks
+        curves[name] = read_mean_errors(run_dir)
 
-    summary = summarise(curves, timings, chunk, seeds, noise)
-    write_outputs(out, curves, summary, chunk, noise)
+    summary = summarise(curves, timings, CHUNK, seeds, noise)
+    write_outputs(out, curves, summary, CHUNK, noise)
     print_table(summary, noise)
     print(f"\nwrote {out / 'curves.csv'}, {out / 'summary.json'} and {out / 'demo.png'}")
     return summary
@@ -125,7 +151,7 @@ def write_outputs(out: Path, curves, summary, chunk, noise):
             for s, row in enumerate(curve):
                 for b, value in enumerate(row):
                     writer.writerow([name, s, (b + 1) * chunk, f"{value:.6g}"])
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "summary.json", summary)
 
     fig, ax = new_figure()
     for name, curve in curves.items():
@@ -147,13 +173,15 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--delay", type=int, default=4)
     parser.add_argument("--noise", type=float, default=0.1)
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--step-size", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     for name in ("steps", "seeds", "delay"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
-    run(args.out, args.steps, args.seeds, args.delay, args.noise, args.lr, args.seed)
+    if args.step_size <= 0:
+        parser.error("--step-size must be positive")
+    run(args.out, args.steps, args.seeds, args.delay, args.noise, args.step_size, args.seed)
 
 
 if __name__ == "__main__":
