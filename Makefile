@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= runs/demo
 
-.PHONY: demo test bench lint install clean
+.PHONY: demo test test-fast bench lint install clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; run 'make PYTHON=python3 ...'"; exit 1; }
@@ -27,6 +27,10 @@ demo: $(VENV)/.installed-plot
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q
+
+# The unit tier: everything but the end-to-end runs marked slow (a few minutes).
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(VENV)/.installed-plot
 	$(BIN)/python -m rtrl.bench cells

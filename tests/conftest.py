@@ -1,11 +1,23 @@
-"""Gradient comparisons run in float64 (the verification contract)."""
+"""Test tiers and precision.
+
+- ``@pytest.mark.slow``: end-to-end runs (the command line, sweeps, multi-game runs, benchmarks,
+  learning curves); ``make test-fast`` leaves them out, ``make test`` runs everything.
+- ``@pytest.mark.float64``: the test runs with JAX's 64-bit types (gradient comparisons against
+  autodiff, the verification contract); every other test runs in the library's default float32.
+"""
 
 import jax
 import pytest
 
-jax.config.update("jax_enable_x64", True)
+from rtrl import cells
 
-from rtrl import cells  # noqa: E402
+
+@pytest.fixture(autouse=True)
+def _precision(request):
+    """float64 for tests marked so, float32 otherwise (whatever ran before)."""
+    with jax.enable_x64(request.node.get_closest_marker("float64") is not None):
+        yield
+
 
 # Small instances of every element-wise cell, covering the options the spec names.
 CELL_FACTORIES = {

@@ -181,6 +181,7 @@ def test_feature_layout_and_episode_boundaries(data_dir):
     assert set(np.unique(recording.rewards)) <= {-1, 0, 1} and recording.rewards.any()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"no recorded streams at {SHARED_DATA}")
 def test_pong_expert_wins_every_episode_21_to_0(tmp_path, monkeypatch):
     monkeypatch.setenv("RTRL_CACHE", str(tmp_path))
@@ -195,6 +196,7 @@ def test_pong_expert_wins_every_episode_21_to_0(tmp_path, monkeypatch):
 # --- the cache -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cache_is_reused_and_rebuilt_when_settings_or_data_change(data_dir, tmp_path, monkeypatch):
     calls = []
     real_replay = atari.replay
@@ -254,6 +256,7 @@ def test_atari_presets_follow_the_benchmark(data_dir):
         builders.build_prediction(presets.resolve("atari-ccn"))
 
 
+@pytest.mark.float64  # compared with a hand-computed float64 sum at rtol 1e-7
 def test_returns_are_cut_at_episode_boundaries(data_dir):
     config = presets.resolve("atari-columnar", TINY)
     stats = atari_runs.return_statistics(config)
@@ -272,6 +275,7 @@ def test_returns_are_cut_at_episode_boundaries(data_dir):
     np.testing.assert_allclose(discounted_returns(jnp.asarray(rewards), discounts), returns)
 
 
+@pytest.mark.slow
 def test_reset_at_episode_start_resets_only_from_the_episode_start(data_dir):
     recording = atari.load_recording("Pong")
     stream = atari.recorded_stream(recording)
@@ -286,6 +290,7 @@ def test_reset_at_episode_start_resets_only_from_the_episode_start(data_dir):
     assert np.abs(values[False][1500:1510] - values[True][1500:1510]).max() > 0
 
 
+@pytest.mark.slow
 def test_multi_game_run_table_and_plot(data_dir, tmp_path, capsys):
     breakout = synthetic_stream(3000, resets=(1500,), actions=4)  # scores a few points
     (data_dir / "BreakoutNoFrameskip-v4.txt").write_bytes(breakout)
@@ -331,6 +336,7 @@ def test_cli_errors_for_games(data_dir, capsys, tmp_path):
     assert "no recorded stream for Breakout" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_throughput_benchmark_reports_replay_and_learning(data_dir, capsys):
     from rtrl.bench.__main__ import main
 

@@ -19,6 +19,8 @@ from rtrl.gradients import (
     uoro,
 )
 
+pytestmark = pytest.mark.float64
+
 online = jax.jit(online_value_and_grad, static_argnums=(0, 1))
 exact = jax.jit(bptt.value_and_grad, static_argnums=(0, 1))
 KEY = jax.random.PRNGKey(0)
@@ -228,6 +230,7 @@ def test_tbptt_rejects_bad_truncation():
         truncated_bptt(cells.dense_lstm(3), 0)
 
 
+@pytest.mark.slow
 def test_uoro_average_converges_like_one_over_sqrt_k():
     cell = cells.dense_lstm(4)
     params, head, xs, resets, targets = random_problem(cell, KEY, steps=10, reset_at=6)

@@ -56,6 +56,7 @@ def test_staged_compute_counts_existing_connections_and_the_learning_stage():
     assert multiply_adds(presets.resolve("ccn")) == forward + 4 * rows[-1] * (4 + 4)
 
 
+@pytest.mark.slow
 def test_a_staged_preset_runs_and_stages_span_the_run(tmp_path):
     config = presets.resolve("ccn", {**TINY, "units": "4", "stage_size": "2"})
     assert staged_network_of(config).stage_steps == 2000
@@ -75,6 +76,7 @@ def test_bool_and_stage_overrides():
         build(presets.resolve("ccn", {"estimator": "rtrl"}))
 
 
+@pytest.mark.slow
 def test_sweep_picks_the_lowest_final_error(tmp_path):
     best = sweep(["ccn-columnar"], "step_size", ["1e-2", "1e-4"], seeds=2, out=tmp_path,
                  overrides={**TINY, "units": "2", "stage_size": "2"}, progress=False)  # fmt: skip
@@ -88,6 +90,7 @@ def test_sweep_picks_the_lowest_final_error(tmp_path):
     assert (tmp_path / "ccn-columnar" / "step_size=1e-2" / "metrics.csv").exists()
 
 
+@pytest.mark.slow
 def test_cli_sweep_and_its_errors(tmp_path, capsys):
     args = ["sweep", "ccn-columnar", "--grid", "step_size=1e-3", "--seeds", "1",
             "--out", str(tmp_path)]  # fmt: skip

@@ -11,6 +11,8 @@ import pytest
 
 from rtrl import cells
 
+pytestmark = pytest.mark.float64
+
 KEY = jax.random.PRNGKey(0)
 D = 3
 

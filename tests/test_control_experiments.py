@@ -37,6 +37,7 @@ def test_control_presets_cover_the_study_with_matched_recurrent_budgets():
         assert 23_000 <= budget <= 25_500, (trunk, budget)
 
 
+@pytest.mark.slow
 def test_every_control_preset_builds():
     from rtrl.envs.registry import MUJOCO_TASKS, control_env_names
     from rtrl.experiments.control import build_program
@@ -60,6 +61,7 @@ def test_mujoco_presets_use_the_reference_hyperparameters():
     assert presets.resolve("ppo-gru-bptt-walker2d-v")["estimator"] == "bptt"
 
 
+@pytest.mark.slow
 def test_cli_runs_and_plots_a_ppo_preset(tmp_path, capsys):
     out = tmp_path / "run"
     sets = [f"--set={k}={v}" for k, v in TINY_PPO.items()]
@@ -84,6 +86,7 @@ def test_cli_runs_and_plots_a_ppo_preset(tmp_path, capsys):
     assert plot.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_control_runs_resume_with_the_numbers_of_an_uninterrupted_run(tmp_path):
     config = presets.resolve("ppo-rtu-cartpole-p", {**TINY_PPO, "steps": "256"})
     whole = run_control(config, 2, tmp_path / "whole", progress=False)
@@ -97,6 +100,7 @@ def test_control_runs_resume_with_the_numbers_of_an_uninterrupted_run(tmp_path):
     assert record["steps_run"] == 256
 
 
+@pytest.mark.slow
 def test_actor_critic_runs_in_the_compiled_loop_and_the_host_loop(tmp_path):
     config = presets.resolve("ac-rtu-cartpole-p", {"chunk": "1000", "bin_size": "500",
                                                    "steps": "2000", "units": "4"})  # fmt: skip
@@ -127,6 +131,7 @@ def test_control_errors_name_the_problem(capsys):
         sweep(["ppo-rtu-cartpole-p"], "step_size", ["1e-3"], 1, None)
 
 
+@pytest.mark.slow
 def test_control_bench_rows(capsys):
     from rtrl.bench.__main__ import main as bench
 

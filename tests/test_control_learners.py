@@ -20,6 +20,8 @@ from rtrl.learners.actor_critic import actor_critic
 from rtrl.learners.policies import categorical, diagonal_gaussian, mlp_apply
 from rtrl.learners.ppo import PPOConfig, bptt_trunk, gae, ppo, rtrl_trunk
 
+pytestmark = pytest.mark.float64
+
 SMALL = PPOConfig(rollout_length=16, num_envs=2, minibatches=2, hidden=6, epochs=1,
                   sequence_length=8)  # fmt: skip
 
@@ -184,6 +186,7 @@ def test_resets_restart_state_and_traces_at_the_first_step_of_an_episode():
                                    restarted.traces["inputs"]["W1"])  # fmt: skip
 
 
+@pytest.mark.slow
 def test_ppo_iterations_run_for_every_trunk_and_reject_bad_batching():
     for kind, cell_name in (("rtrl", "nonlinear_rtu"), ("rtrl", "online_lru"),
                             ("bptt", "dense_gru"), ("bptt", "dense_lstm")):  # fmt: skip
@@ -200,6 +203,7 @@ def test_ppo_iterations_run_for_every_trunk_and_reject_bad_batching():
         make_agent("rtrl", SMALL._replace(traces="old"))
 
 
+@pytest.mark.slow
 def test_actor_critic_learns_cartpole_p():
     """Past a mean return of 60 (random play: about 22) within 30k steps, 4 seeds."""
     env = wrap_for_agents(cartpole_p(), normalize_obs=True)

@@ -20,6 +20,7 @@ def test_readme_usage_example_runs():
     assert float(namespace["loss"]) < 0.5  # it learned the delayed copy (chance level is ~1)
 
 
+@pytest.mark.slow
 def test_delayed_signal_example_writes_curves_summary_and_plot(tmp_path, capsys):
     from rtrl.experiments import delayed_signal
 
@@ -35,6 +36,7 @@ def test_delayed_signal_example_writes_curves_summary_and_plot(tmp_path, capsys)
         delayed_signal.main(["--steps", "0"])
 
 
+@pytest.mark.slow
 def test_demo_compares_rtrl_and_tbptt(tmp_path, capsys):
     from rtrl.experiments import demo
 
@@ -48,6 +50,7 @@ def test_demo_compares_rtrl_and_tbptt(tmp_path, capsys):
         demo.main(["--steps", "1000"])
 
 
+@pytest.mark.slow
 def test_cells_benchmark_json_keys():
     command = [
         sys.executable,
@@ -92,6 +95,7 @@ def test_benchmark_rejects_unknown_cell():
     assert result.returncode != 0 and "unknown cells ['gru']" in result.stderr
 
 
+@pytest.mark.slow
 def test_estimators_benchmark_json_keys():
     command = [
         sys.executable, "-m", "rtrl.bench", "estimators", "--json",
@@ -114,6 +118,7 @@ def test_estimators_benchmark_json_keys():
     }
 
 
+@pytest.mark.slow
 def test_loop_benchmark_json_rows():
     command = [
         sys.executable, "-m", "rtrl.bench", "loop", "--json", "--presets", "tp-linear-rtu",

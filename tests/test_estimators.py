@@ -9,6 +9,8 @@ from rtrl import cells
 from rtrl.cells.base import Cell
 from rtrl.gradients import bptt, columnar_rtrl, full_rtrl, online_value_and_grad, trace_size
 
+pytestmark = pytest.mark.float64
+
 ESTIMATORS = {"columnar_rtrl": columnar_rtrl, "full_rtrl": full_rtrl}
 
 online = jax.jit(online_value_and_grad, static_argnums=(0, 1))

@@ -12,6 +12,8 @@ from rtrl.experiments import gradient_alignment
 from rtrl.experiments.meta_gradient import meta_bptt_grad, meta_online_grad
 from rtrl.gradients import columnar_rtrl, full_rtrl, truncated_bptt
 
+pytestmark = pytest.mark.float64
+
 
 def meta_problem(density, steps=9):
     cell = cells.coupled_columns(cells.columnar_lstm(4, init_scale=0.5), density, seed=2)
@@ -65,6 +67,7 @@ def run_small(tmp_path, meta=False):
     return gradient_alignment.run(args)
 
 
+@pytest.mark.slow
 def test_alignment_experiment_writes_table_and_plot(tmp_path):
     rows = run_small(tmp_path)
     assert (tmp_path / "alignment.png").stat().st_size > 0
@@ -79,6 +82,7 @@ def test_alignment_experiment_writes_table_and_plot(tmp_path):
     assert score[("uoro", 1.0)] < 0.99  # one noisy sample
 
 
+@pytest.mark.slow
 def test_alignment_meta_variant_runs(tmp_path):
     rows = run_small(tmp_path, meta=True)
     score = {(r["estimator"], r["density"]): r["cosine_mean"] for r in rows}

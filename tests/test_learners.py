@@ -3,11 +3,14 @@
 import jax
 import jax.numpy as jnp
 import optax
+import pytest
 
 from rtrl import cells
 from rtrl.envs import delayed_signal
 from rtrl.gradients import columnar_rtrl
 from rtrl.learners import online_regression
+
+pytestmark = pytest.mark.float64
 
 
 def run_learner(seed: int, steps: int = 3000):
@@ -34,6 +37,7 @@ def test_same_seed_same_numbers_and_different_seed_different_numbers():
     assert not jnp.array_equal(run_learner(0, 300), run_learner(1, 300))
 
 
+@pytest.mark.slow
 def test_learns_the_delayed_signal_online():
     errors = run_learner(0)
     # Memoryless predictors cannot go below 1 + noise^2 = 1.01; the RTU must remember.

@@ -3,10 +3,13 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from helpers import random_problem, squared_error
 
 from rtrl import cells
 from rtrl.gradients import bptt, columnar_rtrl, online_value_and_grad
+
+pytestmark = pytest.mark.float64
 
 
 def test_rtu_theta_log_gradient_carries_the_factor_theta():

@@ -19,6 +19,7 @@ def small_config(preset="tp-columnar-lstm", **extra):
     return presets.resolve(preset, {**SMALL, **extra})
 
 
+@pytest.mark.slow
 def test_run_writes_config_metrics_and_summary(tmp_path):
     summary = run_prediction(small_config(), seeds=2, out=tmp_path, progress=False)
     record = json.loads((tmp_path / "config.json").read_text())
@@ -30,6 +31,7 @@ def test_run_writes_config_metrics_and_summary(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_results_as_an_uninterrupted_run(tmp_path):
     config = small_config("tp-tbptt-lstm")
     whole = run_prediction(config, seeds=2, out=tmp_path / "whole", progress=False)
@@ -44,6 +46,7 @@ def test_resume_gives_the_same_results_as_an_uninterrupted_run(tmp_path):
     assert run_prediction(config, seeds=2, out=tmp_path / "whole", progress=False) == whole
 
 
+@pytest.mark.slow
 def test_divergence_stops_cleanly(tmp_path):
     config = small_config(optimizer="sgd", step_size="1e30")
     expected = "non-finite value in steps 0-2000.*nothing had been recorded yet.*Lower step_size"
@@ -53,6 +56,7 @@ def test_divergence_stops_cleanly(tmp_path):
     assert (tmp_path / "config.json").exists()
 
 
+@pytest.mark.slow
 def test_divergence_keeps_what_was_already_scored(tmp_path, monkeypatch):
     config = small_config()
     run_prediction(config, seeds=2, out=tmp_path, progress=False, stop_after=2)
@@ -81,6 +85,7 @@ def test_divergence_keeps_what_was_already_scored(tmp_path, monkeypatch):
     assert json.loads(text, parse_constant=not_strict)["status"] == "diverged"
 
 
+@pytest.mark.slow
 def test_a_directory_with_another_configuration_is_refused(tmp_path):
     run_prediction(small_config(), seeds=1, out=tmp_path, progress=False, stop_after=1)
     with pytest.raises(ValueError, match="different configuration"):
@@ -144,6 +149,7 @@ def test_out_naming_a_file_is_refused(capsys, tmp_path):
     assert existing.read_text() == "keep me"
 
 
+@pytest.mark.slow
 def test_interrupted_run_says_where_it_stopped_and_resumes(capsys, tmp_path, monkeypatch):
     from rtrl.experiments import runner
 
@@ -173,6 +179,7 @@ def test_interrupted_run_says_where_it_stopped_and_resumes(capsys, tmp_path, mon
     assert json.loads((tmp_path / "run" / "summary.json").read_text()) == whole
 
 
+@pytest.mark.slow
 def test_cli_list_run_and_plot(capsys, tmp_path):
     assert cli.main(["list"]) == 0
     listing = capsys.readouterr().out

@@ -19,6 +19,8 @@ from rtrl.networks.staged import (
     staged_rtrl,
 )
 
+pytestmark = pytest.mark.float64
+
 NUM_INPUTS = 3
 COLUMNS = ["columnar_lstm", "linear_rtu", "elementwise_rnn"]
 

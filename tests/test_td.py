@@ -11,6 +11,8 @@ from rtrl import cells
 from rtrl.gradients import bptt, columnar_rtrl
 from rtrl.learners import discounted_returns, rmsprop_on_update, td_lambda
 
+pytestmark = pytest.mark.float64
+
 KEY = jax.random.PRNGKey(0)
 
 
