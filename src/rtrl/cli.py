@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 from rtrl.envs.atari import parse_games
 
                 games = parse_games(args.games)
-            summary = engine.run(config, _check_seeds(args.seeds), out, games=games)
+            summary = engine.run(config, args.seeds, out, games=games)
             if "games" in summary:
                 print((out / "games.csv").read_text(), end="")
             print(engine.result_line(config, summary, out))

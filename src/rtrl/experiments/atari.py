@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rtrl.envs import atari
+from rtrl.experiments.loop import refuse_file
 from rtrl.experiments.plots import new_figure, save_figure
 from rtrl.experiments.results import (
     CONFIG_FILE,
@@ -54,8 +55,7 @@ def run_games(
     """Run ``config`` on each game (resuming finished or partial games); returns the aggregate."""
     if config["stream"] != "atari":
         raise ValueError(f"--games needs an Atari preset; this one's stream is {config['stream']}")
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a directory for the run")
+    refuse_file(out)
     out.mkdir(parents=True, exist_ok=True)
     # The directory's record lists every game run into it (games may be added later).
     record_path = out / CONFIG_FILE

@@ -129,12 +129,18 @@ def build_actor_critic(config: dict[str, Any], action_space):
     )  # fmt: skip
 
 
+def point_steps(config: dict[str, Any]) -> int:
+    """Control: environment steps per point of the return curve (one PPO iteration, or one
+    actor-critic bin)."""
+    if config["learner"] == "ppo":
+        return config["rollout_length"] * config["num_envs"]
+    return config["bin_size"]
+
+
 def chunk_steps(config: dict[str, Any]) -> int:
-    """Steps per seed in one compiled chunk: ``chunk`` for prediction; whole PPO iterations
-    or whole curve bins for control."""
+    """Steps per seed in one compiled chunk: ``chunk`` for prediction; for control, ``chunk``
+    rounded down to whole points of the curve (at least one)."""
     if config["kind"] == "prediction":
         return config["chunk"]
-    if config["learner"] == "ppo":
-        per_iteration = config["rollout_length"] * config["num_envs"]
-        return per_iteration * max(1, config["chunk"] // per_iteration)
-    return config["bin_size"] * max(1, config["chunk"] // config["bin_size"])
+    point = point_steps(config)
+    return point * max(1, config["chunk"] // point)

@@ -27,7 +27,7 @@ from rtrl.experiments.plots import new_figure, plot_mean_band, save_figure
 from rtrl.experiments.results import read_curve, read_record, standard_error
 
 
-def _program(init, run_chunk, seeds: int, config, point_steps: int, points: int) -> Program:
+def _program(init, run_chunk, seeds: int, config) -> Program:
     """A vmapped ``init(key)`` and ``run_chunk(state) -> (state, returns, episodes, loss)`` as
     the run loop's program (outputs of shape (seeds, points))."""
     init, run_chunk = compiled.jit(jax.vmap(init)), compiled.jit(jax.vmap(run_chunk))
@@ -37,20 +37,19 @@ def _program(init, run_chunk, seeds: int, config, point_steps: int, points: int)
         state, returns, episodes, loss = run_chunk(state)
         return state, {"return": returns, "episodes": episodes, "loss": loss}
 
-    return Program(lambda: init(seed_keys), run, point_steps * points)
+    return Program(lambda: init(seed_keys), run, builders.chunk_steps(config))
 
 
 def ppo_program(config: dict[str, Any], seeds: int) -> Program:
     agent = builders.build_ppo(config, builders.control_env(config))
-    per_iteration = config["rollout_length"] * config["num_envs"]
-    iterations = builders.chunk_steps(config) // per_iteration
+    iterations = builders.chunk_steps(config) // builders.point_steps(config)
 
     def run_chunk(state):
         state, metrics = jax.lax.scan(lambda s, _: agent.iteration(s), state, None, iterations)
         loss = metrics["policy_loss"] + metrics["value_loss"]
         return state, metrics["episode_return"], metrics["episodes"], loss
 
-    return _program(agent.init, run_chunk, seeds, config, per_iteration, iterations)
+    return _program(agent.init, run_chunk, seeds, config)
 
 
 def actor_critic_program(config: dict[str, Any], seeds: int) -> Program:
@@ -80,7 +79,7 @@ def actor_critic_program(config: dict[str, Any], seeds: int) -> Program:
         td_error = (metrics["td_error"] ** 2).reshape(bins, bin_size).mean(1)
         return state, returns, episodes, td_error
 
-    return _program(init, run_chunk, seeds, config, bin_size, bins)
+    return _program(init, run_chunk, seeds, config)
 
 
 def host_actor_critic_program(config: dict[str, Any], seeds: int) -> Program:
@@ -112,7 +111,7 @@ def host_actor_critic_program(config: dict[str, Any], seeds: int) -> Program:
                    "loss": td_errors}  # fmt: skip
         return (agents, obs, reward, done, keys), outputs
 
-    return Program(init, run_chunk, bin_size * bins, checkpointable=False)
+    return Program(init, run_chunk, builders.chunk_steps(config), checkpointable=False)
 
 
 def build_program(config: dict[str, Any], seeds: int) -> Program:
@@ -173,16 +172,9 @@ def run_control(
     chunks (``steps_run`` in config.json); returns the summary."""
     program = build_program(config, seeds)  # validates names before anything is written
     chunks = chunks_for(config["steps"], program.chunk_steps, exact=False)
-    recorder = ReturnCurveRecorder(config, seeds, _point_steps(config))
+    recorder = ReturnCurveRecorder(config, seeds, builders.point_steps(config))
     record = {"config": config, "seeds": seeds, "steps_run": chunks * program.chunk_steps}
     return run_loop(program, recorder, out, record, chunks, progress, stop_after)
-
-
-def _point_steps(config: dict[str, Any]) -> int:
-    """Environment steps per point of the curve: one PPO iteration, or one actor-critic bin."""
-    if config["learner"] == "ppo":
-        return config["rollout_length"] * config["num_envs"]
-    return config["bin_size"]
 
 
 def plot_control_runs(run_dirs: list[Path], out: Path, smooth: int = 1) -> Path:

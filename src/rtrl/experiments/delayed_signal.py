@@ -21,7 +21,7 @@ from rtrl import cells, compiled
 from rtrl.envs import delayed_signal
 from rtrl.experiments.loop import Program, chunks_for, run_loop
 from rtrl.experiments.plots import new_figure, plot_mean_band, save_figure
-from rtrl.experiments.results import write_json
+from rtrl.experiments.results import read_seed_table, write_json
 from rtrl.gradients import columnar_rtrl
 from rtrl.learners import online_regression
 
@@ -88,13 +88,6 @@ class MeanErrorRecorder:
         return {}
 
 
-def read_mean_errors(run_dir: Path) -> np.ndarray:
-    """(seeds, chunks) mean squared errors of one model's run directory."""
-    table = np.genfromtxt(run_dir / "curve.csv", delimiter=",", skip_header=1, ndmin=2)
-    seeds = int(table[:, 0].max()) + 1
-    return table[:, 2].reshape(-1, seeds).T
-
-
 def run(out: Path, steps: int, seeds: int, delay: int, noise: float, step_size: float, seed: int):
     """Run every model (each a resumable run directory under ``out``), then compare them."""
     num_chunks = chunks_for(steps, CHUNK, exact=False)
@@ -111,7 +104,7 @@ def run(out: Path, steps: int, seeds: int, delay: int, noise: float, step_size: 
         started = time.perf_counter()
         run_loop(program, MeanErrorRecorder(), run_dir, record, num_chunks)
         timings[name] = (time.perf_counter() - started) / num_chunks
-        curves[name] = read_mean_errors(run_dir)
+        curves[name] = read_seed_table(run_dir / MeanErrorRecorder.metrics_file, "mse")[1]
 
     summary = summarise(curves, timings, CHUNK, seeds, noise)
     write_outputs(out, curves, summary, CHUNK, noise)

@@ -24,9 +24,7 @@ def run(
     """Run (or resume) ``config`` with ``seeds`` seeds into ``out``; returns the summary (for
     several Atari games, the aggregate over games)."""
     if seeds < 1:
-        raise ValueError(f"seeds must be at least 1, got {seeds}")
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a directory for the run")
+        raise ValueError(f"--seeds must be at least 1, got {seeds}")
     if config["kind"] == "control":
         from rtrl.experiments.control import run_control
 

@@ -96,11 +96,16 @@ def _load_checkpoint(path: Path, like: Any) -> tuple[Any, dict[str, np.ndarray]]
     return jax.tree.unflatten(treedef, restored), extra
 
 
+def refuse_file(out: Path) -> None:
+    """A run directory cannot be a path that names a file."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a directory for the run")
+
+
 def prepare_directory(out: Path, record: dict[str, Any]) -> None:
     """Create ``out`` and write ``config.json``; refuse a file, or a directory holding another
     run's configuration."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a directory for the run")
+    refuse_file(out)
     config_path = out / CONFIG_FILE
     if config_path.exists() and read_json(config_path) != record:
         raise ValueError(

@@ -89,8 +89,14 @@ def read_metrics(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     path = run_dir / "metrics.csv"
     if not path.exists():
         raise FileNotFoundError(f"{run_dir} has no metrics.csv; is it a prediction run directory?")
+    return read_seed_table(path, "msre")
+
+
+def read_seed_table(path: Path, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """A CSV file of ``seed, step, <column>`` rows as (steps (points,), values (seeds, points)),
+    NaN where a seed has no row for a step."""
     with open(path, newline="") as f:
-        rows = [(int(r["seed"]), int(r["step"]), float(r["msre"])) for r in csv.DictReader(f)]
+        rows = [(int(r["seed"]), int(r["step"]), float(r[column])) for r in csv.DictReader(f)]
     if not rows:
         return np.zeros(0, int), np.zeros((0, 0))
     seeds = max(r[0] for r in rows) + 1

@@ -22,8 +22,8 @@ def make_estimator(name: str, cell, truncation: int | None = None):
     if name not in ESTIMATORS:
         raise ValueError(f"unknown estimator {name!r}; choose one of {sorted(ESTIMATORS)}")
     if name == "tbptt":
-        if truncation is None or truncation < 1:
-            raise ValueError(f"tbptt needs a truncation of at least 1, got {truncation}")
+        if truncation is None:
+            raise ValueError("tbptt needs its truncation T")
         return truncated_bptt(cell, truncation)
     return ESTIMATORS[name](cell)
 
