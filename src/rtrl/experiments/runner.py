@@ -125,13 +125,13 @@ class ReturnErrorRecorder:
         self.tail = math.ceil(10 / (1 - gamma)) if gamma < 1 else config["chunk"]
 
     def initial(self):
-        return tuple(jnp.zeros((self.seeds, self.config["chunk"]), jnp.float32) for _ in range(3))
+        return tuple(np.zeros((self.seeds, self.config["chunk"]), np.float32) for _ in range(3))
 
     def record(self, carry, index, outputs):
         values = np.where(np.isfinite(outputs["value"]), outputs["value"], np.nan)
         scored = (values, outputs["cumulant"], outputs["discount"])
         rows = self._score(index - 1, carry, scored, keep=self.config["chunk"]) if index else []
-        return tuple(jnp.asarray(a) for a in scored), rows
+        return scored, rows
 
     def finish(self, carry, chunks):
         # The last chunk has no look-ahead: drop its unreliable tail.
