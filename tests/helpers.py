@@ -37,3 +37,19 @@ def relative_errors(estimate, truth):
 def assert_trees_close(estimate, truth, tol=1e-6):
     bad = [(path, err) for path, err in relative_errors(estimate, truth) if not err <= tol]
     assert not bad, f"relative error above {tol}: {bad}"
+
+
+def truncated_counter(limit: int):
+    """A control environment that never terminates: observation [t] at step t of an episode,
+    reward 1, truncated after ``limit`` steps (so its final observation is [limit])."""
+    from rtrl.envs.control import ControlEnv, time_limit
+    from rtrl.spaces import Discrete
+
+    def reset(key):
+        return jnp.zeros(()), jnp.zeros(1)
+
+    def step(key, count, action):
+        never = jnp.zeros((), bool)
+        return count + 1.0, jnp.reshape(count + 1.0, (1,)), jnp.ones(()), never, never, {}
+
+    return time_limit(ControlEnv("counter", 1, Discrete(2), reset, step), limit)

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import truncated_counter
 
 from rtrl.envs import popgym
 from rtrl.envs.cartpole import cartpole, cartpole_p, cartpole_v
@@ -24,15 +25,17 @@ from rtrl.spaces import Discrete, random_actions
 
 
 def rollout(env: ControlEnv, key, steps, policy=None):
-    """States, observations, rewards, dones and infos of ``steps`` steps (random actions)."""
+    """States, observations, actions, rewards, dones and infos of ``steps`` steps (random actions
+    by default); ``info`` also holds ``terminated`` and ``truncated``."""
     state, obs = env.reset(key)
 
     def per_step(carry, step_key):
         state, obs = carry
         k_act, k_env = jax.random.split(step_key)
         action = random_actions(k_act, env.action_space) if policy is None else policy(state)
-        new_state, new_obs, reward, done, info = env.step(k_env, state, action)
-        return (new_state, new_obs), (state, obs, action, reward, done, info)
+        new_state, new_obs, reward, terminated, truncated, info = env.step(k_env, state, action)
+        info = {**info, "terminated": terminated, "truncated": truncated}
+        return (new_state, new_obs), (state, obs, action, reward, terminated | truncated, info)
 
     return jax.lax.scan(per_step, (state, obs), jax.random.split(key, steps))[1]
 
@@ -49,10 +52,13 @@ def test_cartpole_matches_gymnasium_physics():
     reference.state = np.asarray(state.inner, dtype=np.float64)
     actions = [1, 1, 0, 1, 0, 0, 0, 1, 1, 1] * 3
     for t, action in enumerate(actions):
-        state, obs, reward, done, _ = env.step(jax.random.PRNGKey(t), state, jnp.asarray(action))
-        ref_obs, ref_reward, terminated, _, _ = reference.step(action)
+        state, obs, reward, terminated, truncated, _ = env.step(
+            jax.random.PRNGKey(t), state, jnp.asarray(action)
+        )
+        ref_obs, ref_reward, ref_terminated, _, _ = reference.step(action)
         np.testing.assert_allclose(np.asarray(obs), ref_obs, rtol=1e-5, atol=1e-6)
-        assert float(reward) == ref_reward and bool(done) == terminated
+        assert float(reward) == ref_reward and bool(terminated) == ref_terminated
+        assert not truncated
         if terminated:
             break
 
@@ -70,9 +76,16 @@ def test_cartpole_p_and_v_keep_the_documented_entries():
 def test_cartpole_time_limit_and_termination():
     state, obs = cartpole().reset(jax.random.PRNGKey(0))
     assert np.all(np.abs(np.asarray(obs)) <= 0.05)
-    *_, dones, _ = rollout(cartpole(), jax.random.PRNGKey(1), 200, policy=lambda s: 1)
+    *_, dones, info = rollout(cartpole(), jax.random.PRNGKey(1), 200, policy=lambda s: 1)
     first_done = int(np.argmax(np.asarray(dones)))  # always pushing right topples the pole
     assert 5 < first_done < 100
+    assert info["terminated"][first_done] and not info["truncated"][first_done]
+    # Held upright, an episode is truncated (not terminated) after 500 steps.
+    upright = cartpole()._replace(step=lambda k, s, a: cartpole().step(
+        k, s._replace(inner=jnp.zeros(4)), a))  # fmt: skip
+    *_, dones, info = rollout(upright, jax.random.PRNGKey(1), 500, policy=lambda s: 1)
+    assert np.flatnonzero(dones).tolist() == [499]
+    assert info["truncated"][499] and not info["terminated"][499]
 
 
 def test_keep_observations_rejects_out_of_range_indices():
@@ -231,8 +244,34 @@ def test_auto_reset_and_episode_returns():
     assert len(ends) > 5
     lengths = np.diff(np.concatenate([[-1], ends]))
     np.testing.assert_allclose(returns[ends], lengths)  # reward 1 per step
-    # The observation after an end is a fresh episode's first one.
+    # The observation after an end is a fresh episode's first one; the one the episode ended
+    # in (a fallen pole) is kept.
     assert np.all(np.abs(np.asarray(obs)[ends[:-1] + 1]) <= 0.05)
+    final = np.asarray(info["final_observation"])
+    assert np.all((np.abs(final[ends, 0]) > 2.4) | (np.abs(final[ends, 2]) > 0.2094))
+    between = np.setdiff1d(np.arange(399), ends)
+    np.testing.assert_array_equal(final[between], np.asarray(obs)[between + 1])
+
+
+def test_time_limit_truncates_and_the_final_observation_is_normalized_like_the_rest():
+    """A counter that never terminates, cut every 3 steps: truncated (not terminated) at the
+    limit, the final observation is the pre-reset count, normalised with the same statistics."""
+
+    counter = truncated_counter(3)
+    _, obs, _, _, dones, info = rollout(auto_reset(counter), jax.random.PRNGKey(0), 7)
+    np.testing.assert_array_equal(np.flatnonzero(dones), [2, 5])
+    assert not np.any(info["terminated"]) and np.all(info["truncated"] == dones)
+    np.testing.assert_array_equal(np.asarray(info["final_observation"])[:, 0],
+                                  [1, 2, 3, 1, 2, 3, 1])  # fmt: skip
+    np.testing.assert_array_equal(np.asarray(obs)[:, 0], [0, 1, 2, 0, 1, 2, 0])
+    normalized = normalize_observations(auto_reset(counter))
+    states, obs, _, _, _, info = rollout(normalized, jax.random.PRNGKey(0), 7)
+    moments = jax.tree.map(lambda a: a[1:], states.moments)  # after each step
+    expected = (np.array([1, 2, 3, 1, 2, 3]) - moments.mean[:, 0]) / np.sqrt(
+        moments.variance[:, 0] + 1e-8
+    )
+    np.testing.assert_allclose(np.asarray(info["final_observation"])[:6, 0],
+                               np.clip(expected, -10, 10), rtol=1e-5)  # fmt: skip
 
 
 def scaled_env() -> ControlEnv:
@@ -244,7 +283,8 @@ def scaled_env() -> ControlEnv:
 
     def step(key, state, action):
         obs = scales * (1.0 + jax.random.normal(key, (3,)))
-        return state, obs, 5.0 + jax.random.normal(key), jnp.zeros((), bool), {}
+        never = jnp.zeros((), bool)
+        return state, obs, 5.0 + jax.random.normal(key), never, never, {}
 
     return ControlEnv("scaled", 3, Discrete(2), reset, step)
 
@@ -288,16 +328,29 @@ def test_host_envs_keep_indices_and_auto_reset():
     np.testing.assert_array_equal(obs_partial, obs_full[:, [0, 2]])
     lengths, finished_returns = np.zeros(2), []
     for _ in range(300):
-        obs_full, rewards, dones, finished = full.step(np.ones(2, int))
-        obs_partial, *_ = partial.step(np.ones(2, int))
-        np.testing.assert_array_equal(obs_partial, obs_full[:, [0, 2]])
-        lengths += rewards
+        result = full.step(np.ones(2, int))
+        obs_partial = partial.step(np.ones(2, int)).observation
+        np.testing.assert_array_equal(obs_partial, result.observation[:, [0, 2]])
+        lengths += result.reward
+        dones = result.terminated | result.truncated
         for i in np.flatnonzero(dones):
-            assert finished[i] == lengths[i]
-            finished_returns.append(finished[i])
+            assert result.episode_return[i] == lengths[i]
+            finished_returns.append(result.episode_return[i])
             lengths[i] = 0
-            assert np.all(np.abs(obs_full[i]) <= 0.05)  # the next episode's first observation
-        assert np.all(np.isnan(finished[~dones]))
+            # The next episode's first observation, and the fallen pole it ended with.
+            assert np.all(np.abs(result.observation[i]) <= 0.05)
+            assert (
+                abs(result.final_observation[i, 2]) > 0.2
+                or abs(result.final_observation[i, 0]) > 2.4
+            )
+        np.testing.assert_array_equal(result.final_observation[~dones], result.observation[~dones])
+        assert np.all(np.isnan(result.episode_return[~dones]))
+        assert result.terminated.all() or not result.truncated.any()  # no time limit yet
     assert len(finished_returns) > 4
+    # Gymnasium's time limit is reported as a truncation.
+    limited = HostEnvs("CartPole-v1", 1, seed=3, max_episode_steps=4)
+    limited.reset()
+    truncated = [limited.step(np.array([i % 2])).truncated[0] for i in range(8)]
+    assert truncated == [False, False, False, True] * 2
     with pytest.raises(ValueError, match="exceed"):
         HostEnvs("CartPole-v1", 1, keep=[7])

@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from helpers import assert_trees_close
+from helpers import assert_trees_close, truncated_counter
 
+from rtrl import cells
 from rtrl.cells import make_cell
 from rtrl.envs.cartpole import cartpole_p
 from rtrl.envs.control import wrap_for_agents
@@ -19,6 +20,7 @@ from rtrl.gradients.columnar import stack_per_unit
 from rtrl.learners.actor_critic import actor_critic
 from rtrl.learners.policies import categorical, diagonal_gaussian, mlp_apply
 from rtrl.learners.ppo import PPOConfig, bptt_trunk, gae, ppo, rtrl_trunk
+from rtrl.spaces import Discrete
 
 pytestmark = pytest.mark.float64
 
@@ -48,6 +50,83 @@ def test_gae_against_a_hand_computed_example():
     batched, _ = gae(rewards[:, None].repeat(3, 1), values[:, None].repeat(3, 1),
                      dones[:, None].repeat(3, 1), jnp.full(3, 3.0), gamma, lam)  # fmt: skip
     np.testing.assert_allclose(batched, np.array([[a0, a1, a2, a3]] * 3).T, rtol=1e-12)
+
+
+def test_gae_bootstraps_a_truncated_episode_from_its_final_value():
+    """Step 1 ends a truncated episode whose final observation has value 4: its TD error
+    bootstraps from gamma * 4, and (as at any episode end) no later advantage flows back."""
+    gamma, lam = 0.9, 0.5
+    rewards = jnp.array([1.0, 0.0, 2.0, 1.0])
+    values = jnp.array([0.5, 1.0, 1.5, 2.0])
+    dones = jnp.array([False, True, False, False])
+    truncation_values = jnp.array([0.0, 4.0, 0.0, 0.0])
+    d3 = 1.0 + 0.9 * 3.0 - 2.0
+    d2 = 2.0 + 0.9 * 2.0 - 1.5
+    d1 = 0.0 + 0.9 * 4.0 - 1.0  # 2.6: bootstrapped from the final observation's value
+    d0 = 1.0 + 0.9 * 1.0 - 0.5
+    a3 = d3
+    a2 = d2 + 0.45 * a3
+    a1 = d1
+    a0 = d0 + 0.45 * a1
+    advantages, returns = gae(rewards, values, dones, jnp.asarray(3.0), gamma, lam,
+                              truncation_values)  # fmt: skip
+    np.testing.assert_allclose(advantages, [a0, a1, a2, a3], rtol=1e-12)
+    np.testing.assert_allclose(returns, np.array([a0, a1, a2, a3]) + values, rtol=1e-12)
+
+
+@pytest.mark.parametrize("bootstrap", [True, False])
+def test_ppo_stores_the_value_of_a_truncated_episodes_final_observation(bootstrap):
+    """On a counter truncated after 5 steps (observations 0..4, final observation 5): at each
+    truncation, V(5) read by the trunk from the pre-reset state (the episode unrolled by hand);
+    zero elsewhere, and everywhere with the option off."""
+    env = wrap_for_agents(truncated_counter(5))
+    cell = make_cell("linear_rtu", 3)
+    agent = ppo(env, bptt_trunk(cell), SMALL._replace(bootstrap_truncation=bootstrap))
+    state, rollout = collected(agent)
+    truncated = np.asarray(rollout.done)
+    assert np.flatnonzero(truncated[:, 0]).tolist() == [4, 9, 14]
+    values = np.asarray(rollout.truncation_value)
+    if not bootstrap:
+        assert not np.any(values)
+        return
+    params = state.params
+    cell_state = cell.initial_state(params["cell"])
+    for count in range(6):
+        x = mlp_apply(params["encoder"], jnp.array([float(count)]), activate_last=True)
+        cell_state, features = cells.step(cell, params["cell"], cell_state, x)
+    want = float(mlp_apply(params["critic"], features)[0])
+    np.testing.assert_allclose(values[truncated], want, rtol=1e-9)
+    assert not np.any(values[~truncated])
+
+
+def test_actor_critic_bootstraps_a_truncated_episode_from_its_final_value():
+    """With step sizes 0, the TD error of the step that reads a new episode's first observation
+    is r + gamma V(final observation) - V(last observation) after a truncation (V(final) read
+    from the pre-reset trunk), r - V(last observation) after a termination or with the option
+    off; values computed by unrolling the trunk by hand."""
+    from rtrl.gradients import bptt
+
+    gamma = 0.9
+    cell = make_cell("linear_rtu", 3)
+    xs = jax.random.normal(jax.random.PRNGKey(1), (4, 2))
+    final = jnp.array([0.3, -0.7])
+    for bootstrap, truncated in ((True, True), (True, False), (False, True)):
+        learner = actor_critic(columnar_rtrl(cell), Discrete(2), optax.sgd(0.0), optax.sgd(0.0),
+                               gamma=gamma, bootstrap_truncation=bootstrap)  # fmt: skip
+        state = learner.init(jax.random.PRNGKey(0), 2)
+        for t in range(3):
+            state, _, _ = learner.step(state, jax.random.PRNGKey(t), xs[t], 0.0, t == 0)
+        # x_3 starts a new episode; the last one ended in ``final`` after x_2.
+        _, _, metrics = learner.step(state, jax.random.PRNGKey(3), xs[3], 1.5,
+                                     not truncated, truncated, final)  # fmt: skip
+
+        def value(inputs):
+            features = bptt.unroll(cell, state.params["trunk"], inputs, jnp.zeros(len(inputs)))[0]
+            return float(mlp_apply(state.params["critic"], features[-1])[0])
+
+        last, after_end = value(xs[:3]), value(jnp.concatenate([xs[:3], final[None]]))
+        want = 1.5 - last + (gamma * after_end if bootstrap and truncated else 0.0)
+        assert float(metrics["td_error"]) == pytest.approx(want, rel=1e-9)
 
 
 def test_distributions_against_closed_forms():
@@ -216,13 +295,17 @@ def test_actor_critic_learns_cartpole_p():
         env_state, obs = env.reset(k_env)
 
         def per_step(carry, step_key):
-            agent, env_state, obs, reward, done = carry
+            agent, env_state, obs, received = carry
             k_act, k_env = jax.random.split(step_key)
-            agent, action, _ = learner.step(agent, k_act, obs, reward, done)
-            env_state, obs, reward, done, info = env.step(k_env, env_state, action)
-            return (agent, env_state, obs, reward, done), (done, info["episode_return"])
+            agent, action, _ = learner.step(agent, k_act, obs, *received)
+            env_state, obs, reward, terminated, truncated, info = env.step(k_env, env_state,
+                                                                           action)  # fmt: skip
+            received = (reward, terminated, truncated, info["final_observation"])
+            return (agent, env_state, obs, received), (terminated | truncated,
+                                                       info["episode_return"])  # fmt: skip
 
-        start = (agent, env_state, obs, jnp.zeros(()), jnp.zeros((), bool))
+        never = jnp.zeros((), bool)
+        start = (agent, env_state, obs, (jnp.zeros(()), never, never, obs))
         return jax.lax.scan(per_step, start, jax.random.split(k_steps, 30_000))[1]
 
     dones, returns = jax.jit(jax.vmap(run))(jax.random.split(jax.random.PRNGKey(0), 4))

@@ -46,13 +46,18 @@ class ControlEnv(NamedTuple):
     """A control environment as pure functions over an explicit state (gymnax style):
 
     - ``reset(key) -> (state, observation)``
-    - ``step(key, state, action) -> (state, observation, reward, done, info)``
+    - ``step(key, state, action) -> (state, observation, reward, terminated, truncated, info)``
 
-    ``done`` ends the episode (termination or time limit alike). See ``rtrl.envs.control`` for
-    the wrappers every agent uses."""
+    as Gymnasium reports them: ``terminated`` means the episode reached a terminal state (its
+    value is zero), ``truncated`` that it was cut short, by a time limit, in a state that still
+    has a value. Either one ends the episode. See ``rtrl.envs.control`` for the wrappers every
+    agent uses."""
 
     name: str
     observation_size: int
     action_space: ActionSpace
     reset: Callable[[jax.Array], tuple[Any, jax.Array]]
-    step: Callable[[jax.Array, Any, jax.Array], tuple[Any, jax.Array, jax.Array, jax.Array, dict]]
+    step: Callable[
+        [jax.Array, Any, jax.Array],
+        tuple[Any, jax.Array, jax.Array, jax.Array, jax.Array, dict],
+    ]

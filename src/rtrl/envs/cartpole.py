@@ -3,7 +3,7 @@ and CartPole-P, which observes positions only.
 
 Observation: [cart position, cart velocity, pole angle, pole angular velocity]. Actions: 0 pushes
 left, 1 pushes right. Reward 1 per step; the episode ends when |x| > 2.4, |angle| > 12 degrees,
-or after 500 steps.
+or is truncated after 500 steps.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def cartpole() -> ControlEnv:
     def step(key, state, action):
         state = cartpole_dynamics(state, action)
         fallen = (jnp.abs(state[0]) > X_LIMIT) | (jnp.abs(state[2]) > ANGLE_LIMIT)
-        return state, state, jnp.ones(()), fallen, {}
+        return state, state, jnp.ones(()), fallen, jnp.zeros((), bool), {}
 
     env = ControlEnv("cartpole", 4, Discrete(2), reset, step)
     return time_limit(env, MAX_STEPS)

@@ -1,18 +1,22 @@
 """Control environments as pure functions (gymnax style), and the wrappers every agent uses.
 
-A ``ControlEnv`` is a NamedTuple of functions over an explicit state:
+A ``ControlEnv`` (``rtrl.envs.base``) is a NamedTuple of functions over an explicit state:
 
 - ``reset(key) -> (state, observation)``
-- ``step(key, state, action) -> (state, observation, reward, done, info)``
+- ``step(key, state, action) -> (state, observation, reward, terminated, truncated, info)``
 
-``done`` ends the episode (termination or time limit alike). ``info`` is a dict of arrays; the
-``record_episode_returns`` wrapper adds ``info["episode_return"]``, the undiscounted, unnormalised
-return of the episode that ended on this step (valid where ``done``).
+``terminated`` (a terminal state: no value beyond it) and ``truncated`` (cut short by a time
+limit: the state still has a value) each end the episode; ``done = terminated | truncated``.
+``info`` is a dict of arrays; the ``record_episode_returns`` wrapper adds
+``info["episode_return"]``, the undiscounted, unnormalised return of the episode that ended on
+this step (valid where done).
 
-``auto_reset`` makes an environment continuing: on ``done`` the returned observation is already
-the first observation of the next episode, so an agent reads ``done`` as "this observation
-starts a new episode" (the reset flag of the estimators) and as a zero discount for the
-transition into it. Wrap in this order (``wrap_for_agents`` does it)::
+``auto_reset`` makes an environment continuing: on done the returned observation is already
+the first observation of the next episode, so an agent reads done as "this observation starts a
+new episode" (the reset flag of the estimators) and as a zero discount for the transition into
+it. The observation the episode ended in is kept in ``info["final_observation"]`` (equal to the
+returned observation on other steps), so that agents can bootstrap from its value at a
+truncation. Wrap in this order (``wrap_for_agents`` does it)::
 
     env -> keep_observations (POMDP) -> auto_reset -> record_episode_returns
         -> normalize_observations -> scale_rewards
@@ -48,8 +52,8 @@ def keep_observations(env: ControlEnv, indices: Sequence[int], name: str) -> Con
         return state, obs[indices]
 
     def step(key, state, action):
-        state, obs, reward, done, info = env.step(key, state, action)
-        return state, obs[indices], reward, done, info
+        state, obs, reward, terminated, truncated, info = env.step(key, state, action)
+        return state, obs[indices], reward, terminated, truncated, info
 
     return env._replace(name=name, observation_size=int(indices.size), reset=reset, step=step)
 
@@ -59,10 +63,12 @@ def auto_reset(env: ControlEnv) -> ControlEnv:
 
     def step(key, state, action):
         step_key, reset_key = jax.random.split(key)
-        state, obs, reward, done, info = env.step(step_key, state, action)
+        state, obs, reward, terminated, truncated, info = env.step(step_key, state, action)
+        done = terminated | truncated
         fresh_state, fresh_obs = env.reset(reset_key)
         state = jax.tree.map(lambda a, b: jnp.where(done, a, b), fresh_state, state)
-        return state, jnp.where(done, fresh_obs, obs), reward, done, info
+        info = {**info, "final_observation": obs}
+        return state, jnp.where(done, fresh_obs, obs), reward, terminated, truncated, info
 
     return env._replace(step=step)
 
@@ -80,10 +86,11 @@ def record_episode_returns(env: ControlEnv) -> ControlEnv:
         return EpisodeRecord(state, jnp.zeros(())), obs
 
     def step(key, state, action):
-        inner, obs, reward, done, info = env.step(key, state.inner, action)
+        inner, obs, reward, terminated, truncated, info = env.step(key, state.inner, action)
         total = state.episode_return + reward
         info = {**info, "episode_return": total}
-        return EpisodeRecord(inner, jnp.where(done, 0.0, total)), obs, reward, done, info
+        state = EpisodeRecord(inner, jnp.where(terminated | truncated, 0.0, total))
+        return state, obs, reward, terminated, truncated, info
 
     return env._replace(reset=reset, step=step)
 
@@ -132,9 +139,12 @@ def normalize_observations(env: ControlEnv, clip: float = 10.0, eps: float = 1e-
         return NormalizedState(state, moments), normalized(moments, obs)
 
     def step(key, state, action):
-        inner, obs, reward, done, info = env.step(key, state.inner, action)
+        inner, obs, reward, terminated, truncated, info = env.step(key, state.inner, action)
         moments = moments_update(state.moments, obs)
-        return NormalizedState(inner, moments), normalized(moments, obs), reward, done, info
+        if "final_observation" in info:  # seen through the same statistics as observations
+            info = {**info, "final_observation": normalized(moments, info["final_observation"])}
+        state = NormalizedState(inner, moments)
+        return state, normalized(moments, obs), reward, terminated, truncated, info
 
     return env._replace(reset=reset, step=step)
 
@@ -149,12 +159,13 @@ def scale_rewards(
         return ScaledRewardState(state, moments_init(()), jnp.zeros(())), obs
 
     def step(key, state, action):
-        inner, obs, reward, done, info = env.step(key, state.inner, action)
+        inner, obs, reward, terminated, truncated, info = env.step(key, state.inner, action)
         discounted = state.discounted_return * gamma + reward
         moments = moments_update(state.moments, discounted)
         scaled = jnp.clip(reward / jnp.sqrt(moments.variance + eps), -clip, clip)
-        discounted = jnp.where(done, 0.0, discounted)
-        return ScaledRewardState(inner, moments, discounted), obs, scaled, done, info
+        discounted = jnp.where(terminated | truncated, 0.0, discounted)
+        state = ScaledRewardState(inner, moments, discounted)
+        return state, obs, scaled, terminated, truncated, info
 
     return env._replace(reset=reset, step=step)
 
@@ -180,15 +191,16 @@ class TimeLimitState(NamedTuple):
 
 
 def time_limit(env: ControlEnv, max_steps: int) -> ControlEnv:
-    """End every episode after at most ``max_steps`` steps."""
+    """Truncate every episode after ``max_steps`` steps (a step that also terminates reports
+    both flags, as Gymnasium's ``TimeLimit`` does)."""
 
     def reset(key):
         state, obs = env.reset(key)
         return TimeLimitState(state, jnp.zeros((), jnp.int32)), obs
 
     def step(key, state, action):
-        inner, obs, reward, done, info = env.step(key, state.inner, action)
+        inner, obs, reward, terminated, truncated, info = env.step(key, state.inner, action)
         t = state.t + 1
-        return TimeLimitState(inner, t), obs, reward, done | (t >= max_steps), info
+        return TimeLimitState(inner, t), obs, reward, terminated, truncated | (t >= max_steps), info
 
     return env._replace(reset=reset, step=step)

@@ -2,14 +2,15 @@
 
 ``HostEnvs`` steps ``num_envs`` copies from Python with the same conventions as the JAX
 environments after ``rtrl.envs.control.auto_reset``: when an episode ends (terminated or
-truncated) the returned observation is the first of the next one and ``done`` is True, so
-learners treat ``done`` as the reset flag of the next step. The undiscounted return of each
-episode that ended is reported alongside.
+truncated) the returned observation is the first of the next one, so learners treat
+``terminated | truncated`` as the reset flag of the next step, and the observation the episode
+ended in is reported as ``final_observation``. The undiscounted return of each episode that
+ended is reported alongside.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -25,6 +26,17 @@ def action_space_of(space: Any) -> ActionSpace:
     if isinstance(space, gymnasium.spaces.Box) and len(space.shape) == 1:
         return Box(int(space.shape[0]), float(np.min(space.low)), float(np.max(space.high)))
     raise ValueError(f"unsupported action space {space}: use a Discrete or a 1-D Box space")
+
+
+class HostStep(NamedTuple):
+    """One step of every environment (arrays with a leading environment axis)."""
+
+    observation: np.ndarray  # the first of the next episode where one ended
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    final_observation: np.ndarray  # the observation the step reached, before any reset
+    episode_return: np.ndarray  # of the episode that ended on this step; NaN where none did
 
 
 class HostEnvs:
@@ -73,27 +85,28 @@ class HostEnvs:
             [self._observe(env.reset(seed=self.seed + i)[0]) for i, env in enumerate(self.envs)]
         )
 
-    def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Returns (observations, rewards, dones, episode returns: NaN where not done)."""
+    def step(self, actions) -> HostStep:
         actions = np.asarray(actions)
-        observations, rewards, dones = [], np.zeros(len(self.envs)), np.zeros(len(self.envs), bool)
-        finished = np.full(len(self.envs), np.nan)
+        count = len(self.envs)
+        observations, final_observations = [], []
+        rewards, finished = np.zeros(count), np.full(count, np.nan)
+        terminated, truncated = np.zeros(count, bool), np.zeros(count, bool)
         for i, env in enumerate(self.envs):
             action = actions[i]
             if isinstance(self.action_space, Discrete):
                 action = int(action)
             else:
                 action = np.clip(action, env.action_space.low, env.action_space.high)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            rewards[i] = reward
-            self.returns[i] += reward
-            if terminated or truncated:
-                dones[i] = True
+            obs, rewards[i], terminated[i], truncated[i], _ = env.step(action)
+            self.returns[i] += rewards[i]
+            final_observations.append(self._observe(obs))
+            if terminated[i] or truncated[i]:
                 finished[i] = self.returns[i]
                 self.returns[i] = 0.0
                 obs, _ = env.reset()
             observations.append(self._observe(obs))
-        return np.stack(observations), rewards, dones, finished
+        return HostStep(np.stack(observations), rewards, terminated, truncated,
+                        np.stack(final_observations), finished)  # fmt: skip
 
     def close(self) -> None:
         for env in self.envs:

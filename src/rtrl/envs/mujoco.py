@@ -22,6 +22,8 @@ Gymnasium's MuJoCo environments run through the host-loop adapter (``rtrl.envs.h
 
 from __future__ import annotations
 
+import jax.numpy as jnp
+
 from rtrl.envs.control import ControlEnv, keep_observations, time_limit
 from rtrl.spaces import Box, clip_action
 
@@ -62,7 +64,7 @@ def brax_env(name: str, backend: str = "spring", episode_length: int = EPISODE_L
 
     def step(key, state, action):  # Brax dynamics are deterministic: the key is unused
         state = env.step(state, clip_action(space, action))
-        return state, state.obs, state.reward, state.done > 0, {}
+        return state, state.obs, state.reward, state.done > 0, jnp.zeros((), bool), {}
 
     full = ControlEnv(name, env.observation_size, space, reset, step)
     return time_limit(full, episode_length)

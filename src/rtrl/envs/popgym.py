@@ -80,7 +80,7 @@ def card_game(
     def step(key, state, action):
         r = reward(state, action)
         state = state._replace(t=state.t + 1)
-        return state, observe(state), r, state.t >= length, {}
+        return state, observe(state), r, state.t >= length, jnp.zeros((), bool), {}
 
     return ControlEnv(name, observation_size, Discrete(num_actions), reset, step)
 

@@ -126,6 +126,7 @@ def build_actor_critic(config: dict[str, Any], action_space):
         optax.adam(config["step_size"]), optax.adam(config["step_size"]),
         gamma=config["gamma"], lambda_=config["lambda"], entropy_coef=config["entropy_coef"],
         shared_trunk=config["shared_trunk"], head_hidden=config["hidden"],
+        bootstrap_truncation=config["bootstrap_truncation"],
     )  # fmt: skip
 
 

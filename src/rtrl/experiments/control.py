@@ -61,17 +61,20 @@ def actor_critic_program(config: dict[str, Any], seeds: int) -> Program:
     def init(key):
         k_agent, k_env, key = jax.random.split(key, 3)
         env_state, obs = env.reset(k_env)
-        reward, done = jnp.zeros(()), jnp.zeros((), bool)  # nothing received before the start
-        return learner.init(k_agent, env.observation_size), env_state, obs, reward, done, key
+        # Nothing is received before the start: no reward, no episode end.
+        received = (jnp.zeros(()), jnp.zeros((), bool), jnp.zeros((), bool), obs)
+        return learner.init(k_agent, env.observation_size), env_state, obs, received, key
 
     def run_chunk(state):
         def per_step(carry, _):
-            agent, env_state, obs, reward, done, key = carry
+            agent, env_state, obs, received, key = carry
             key, k_act, k_env = jax.random.split(key, 3)
-            agent, action, metrics = learner.step(agent, k_act, obs, reward, done)
-            env_state, obs, reward, done, info = env.step(k_env, env_state, action)
+            agent, action, metrics = learner.step(agent, k_act, obs, *received)
+            env_state, obs, reward, terminated, truncated, info = env.step(k_env, env_state, action)
+            done = terminated | truncated
             finished = jnp.where(done, info["episode_return"], 0.0)
-            return (agent, env_state, obs, reward, done, key), (finished, done, metrics)
+            received = (reward, terminated, truncated, info["final_observation"])
+            return (agent, env_state, obs, received, key), (finished, done, metrics)
 
         state, (finished, done, metrics) = jax.lax.scan(per_step, state, None, bins * bin_size)
         episodes = done.reshape(bins, bin_size).sum(1)
@@ -94,22 +97,28 @@ def host_actor_critic_program(config: dict[str, Any], seeds: int) -> Program:
 
     def init():
         agents = jax.vmap(learner.init, in_axes=(0, None))(seed_keys, envs.observation_size)
-        return agents, envs.reset(), np.zeros(seeds), np.zeros(seeds, bool), seed_keys
+        obs = envs.reset()
+        received = (np.zeros(seeds), np.zeros(seeds, bool), np.zeros(seeds, bool), obs)
+        return agents, obs, received, seed_keys
 
     def run_chunk(state, index):
-        agents, obs, reward, done, keys = state
+        agents, obs, received, keys = state
         sums, episodes = np.zeros((seeds, bins)), np.zeros((seeds, bins), int)
         td_errors = np.zeros((seeds, bins))
         for t in range(bins * bin_size):
             keys, act_keys = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
-            agents, actions, metrics = step(agents, act_keys, obs, reward, done)
-            obs, reward, done, finished = envs.step(np.asarray(actions))
-            sums[:, t // bin_size] += np.where(done, finished, 0.0)
+            agents, actions, metrics = step(agents, act_keys, obs, *received)
+            result = envs.step(np.asarray(actions))
+            done = result.terminated | result.truncated
+            obs = result.observation
+            received = (result.reward, result.terminated, result.truncated,
+                        result.final_observation)  # fmt: skip
+            sums[:, t // bin_size] += np.where(done, result.episode_return, 0.0)
             episodes[:, t // bin_size] += done
             td_errors[:, t // bin_size] += np.asarray(metrics["td_error"]) ** 2 / bin_size
         outputs = {"return": sums / np.maximum(episodes, 1), "episodes": episodes,
                    "loss": td_errors}  # fmt: skip
-        return (agents, obs, reward, done, keys), outputs
+        return (agents, obs, received, keys), outputs
 
     return Program(init, run_chunk, builders.chunk_steps(config), checkpointable=False)
 

@@ -157,6 +157,7 @@ CONTROL_DEFAULTS: dict[str, Any] = {
     "units": 192,
     "estimator": "columnar_rtrl",  # an online estimator, or bptt (recurrent PPO baseline)
     "gamma": 0.99,
+    "bootstrap_truncation": True,  # False: a time limit ends episodes like a terminal state
     # PPO (rtrl.learners.ppo.PPOConfig)
     "gae_lambda": 0.95,
     "rollout_length": 2048,

@@ -10,13 +10,17 @@ gamma_{t+1} = 0 and the recurrent state and traces restart before reading it), t
     e^pi_{t+1} = gamma_{t+1} lambda e^pi_t + grad log pi(a_{t+1} | h_{t+1})
 
 (the same ordering as ``rtrl.learners.td``; the entropy bonus is applied directly, not through
-the trace). Which parameter gets which gradient: the recurrent trunk's parameters get the
+the trace). An episode cut short by a time limit (``truncated``) starts the next one like any
+other end, but its last TD error bootstraps from gamma V(x'), the value of the observation x' it
+ended in, read by the trunk before its reset (``bootstrap_truncation=False``: as a terminal
+state). Which parameter gets which gradient: the recurrent trunk's parameters get the
 estimator's credit through time (exact RTRL with ``columnar_rtrl`` on an element-wise cell), the
 trunk's readout and the actor and critic heads get exact per-step gradients. The trunk is shared
 by actor and critic, or each has its own (``shared_trunk=False``).
 
-The step is one pure function of (state, key, observation, reward, done), so the same learner
-runs inside a compiled ``lax.scan`` with a JAX environment or from a host loop.
+The step is one pure function of (state, key, observation, reward, terminated, truncated,
+final observation), so the same learner runs inside a compiled ``lax.scan`` with a JAX
+environment or from a host loop.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from rtrl.cells.base import step as cell_step
 from rtrl.gradients.base import Estimator
 from rtrl.learners.policies import (
     distribution_for,
@@ -50,7 +55,9 @@ class ACState(NamedTuple):
 
 class ActorCritic(NamedTuple):
     init: Any  # (key, observation_size) -> ACState
-    step: Any  # (state, key, observation, reward, done) -> (state, action, metrics)
+    # (state, key, observation, reward, terminated, truncated=False, final_observation=None)
+    #   -> (state, action, metrics)
+    step: Any
 
 
 def actor_critic(
@@ -63,6 +70,7 @@ def actor_critic(
     entropy_coef: float = 0.0,
     shared_trunk: bool = True,
     head_hidden: int = 0,
+    bootstrap_truncation: bool = True,
 ) -> ActorCritic:
     """Real-time actor-critic on any estimator's trunk (see the module docstring).
 
@@ -110,8 +118,19 @@ def actor_critic(
         new_est_state = new_states[0] if shared_trunk else tuple(new_states)
         return (value, output), new_est_state
 
-    def step(state: ACState, key: jax.Array, observation, reward, done):
-        done = jnp.asarray(done, bool)
+    def value_after(params, est_state, observation):
+        """V of ``observation`` read from ``est_state``, leaving state and traces as they are."""
+        critic_state = est_state if shared_trunk else est_state[-1]
+        _, features = cell_step(cell, params[trunks[-1]], critic_state.cell_state, observation)
+        return mlp_apply(params["critic"], features)[0]
+
+    def step(state: ACState, key: jax.Array, observation, reward, terminated,
+             truncated=False, final_observation=None):  # fmt: skip
+        """``observation`` follows ``reward``; where the episode ended (``terminated`` or
+        ``truncated``) it starts the next one and ``final_observation`` is the one the ended
+        episode reached (needed to bootstrap at a truncation; None: treat it as termination)."""
+        terminated, truncated = jnp.asarray(terminated, bool), jnp.asarray(truncated, bool)
+        done = terminated | truncated
         (value, output), pullback, est_state = jax.vjp(
             lambda p: forward(p, state.est_state, observation, done), state.params, has_aux=True
         )
@@ -122,7 +141,11 @@ def actor_critic(
         (entropy_grad,) = pullback((no_value, jax.grad(dist.entropy)(output)))
 
         discount = gamma * (1.0 - done.astype(value.dtype))
-        delta = jnp.where(state.started, reward + discount * value - state.value, 0.0)
+        target = reward + discount * value
+        if bootstrap_truncation and final_observation is not None:
+            final_value = value_after(state.params, state.est_state, final_observation)
+            target = target + jnp.where(truncated & ~terminated, gamma * final_value, 0.0)
+        delta = jnp.where(state.started, target - state.value, 0.0)
         critic_direction = jax.tree.map(lambda e: -delta * e, state.critic_trace)
         actor_direction = jax.tree.map(
             lambda e, h: -(delta * e + entropy_coef * h), state.actor_trace, entropy_grad

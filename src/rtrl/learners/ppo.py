@@ -21,6 +21,12 @@ before it is read. PPO's pieces: GAE(lambda) with done masks, the clipped surrog
 clipping, an entropy bonus, per-minibatch advantage normalisation, global gradient-norm
 clipping and Adam. Observation and reward normalisation are environment wrappers
 (``rtrl.envs.control``).
+
+Episodes cut short by a time limit (``truncated`` without ``terminated``) end the advantage
+recursion like any episode end, but their last TD error bootstraps from the value of the
+observation they ended in (read by the trunk before its reset), so that a time limit is not
+mistaken for a terminal state. ``bootstrap_truncation=False`` treats truncation as termination,
+as many PPO implementations do.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import jax.numpy as jnp
 import optax
 
 from rtrl.cells.base import Cell
+from rtrl.cells.base import step as cell_step
 from rtrl.gradients.base import Estimator, reset_then_step
 from rtrl.learners.optim import clipped_adam
 from rtrl.learners.policies import (
@@ -61,23 +68,26 @@ class PPOConfig(NamedTuple):
     hidden: int = 64  # encoder and head width (0: none; the trunk reads observations)
     traces: str = "stale"  # RTRL trunks: stale | fresh
     sequence_length: int = 64  # BPTT trunks: steps per re-run sequence
+    bootstrap_truncation: bool = True  # False: a time limit ends episodes like a terminal state
 
 
 class Trunk(NamedTuple):
     """How the recurrent part runs: ``step(cell_params, carry, x, reset) -> (features, carry)``.
     ``per_step`` trunks are re-run one step from stored carries (RTRL); the others over
-    sequences (BPTT)."""
+    sequences (BPTT). ``cell_state(carry)`` is the recurrent state inside a carry."""
 
     cell: Cell
     init_carry: Callable[[Any], Any]
     step: Callable[[Any, Any, jax.Array, jax.Array], tuple[jax.Array, Any]]
     per_step: bool
+    cell_state: Callable[[Any], Any]
 
 
 def rtrl_trunk(estimator: Estimator) -> Trunk:
     if estimator.trainable is not None:
         raise ValueError("PPO trains every trunk parameter; staged networks are for TD")
-    return Trunk(estimator.cell, estimator.init, estimator.step, per_step=True)
+    return Trunk(estimator.cell, estimator.init, estimator.step, per_step=True,
+                 cell_state=lambda carry: carry.cell_state)  # fmt: skip
 
 
 def bptt_trunk(cell: Cell) -> Trunk:
@@ -85,7 +95,7 @@ def bptt_trunk(cell: Cell) -> Trunk:
         state, features = reset_then_step(cell, params, state, x, reset)
         return features, state
 
-    return Trunk(cell, cell.initial_state, step, per_step=False)
+    return Trunk(cell, cell.initial_state, step, per_step=False, cell_state=lambda carry: carry)
 
 
 class Rollout(NamedTuple):
@@ -99,6 +109,7 @@ class Rollout(NamedTuple):
     value: jax.Array
     reward: jax.Array
     done: jax.Array  # the episode ended on this step (the next observation starts a new one)
+    truncation_value: jax.Array  # V of the observation a truncated episode ended in; else 0
     episode_return: jax.Array  # of the episode that ended here (where done)
 
 
@@ -136,22 +147,26 @@ def gae(
     last_value: jax.Array,
     gamma: float,
     lambda_: float,
+    truncation_values: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """GAE(lambda), time first. ``dones[t]``: the episode ended at step t, so neither the value
-    of the next observation nor later advantages flow back into it. Returns (advantages,
-    returns = advantages + values)."""
+    of the next observation nor later advantages flow back into it. ``truncation_values[t]``
+    (zero where the episode did not end by truncation) is the value step t's TD error
+    bootstraps from instead. Returns (advantages, returns = advantages + values)."""
+    if truncation_values is None:
+        truncation_values = jnp.zeros_like(values)
 
     def backwards(carry, inputs):
         next_value, next_advantage = carry
-        reward, value, done = inputs
+        reward, value, done, truncation_value = inputs
         continuing = 1.0 - done.astype(value.dtype)
-        delta = reward + gamma * continuing * next_value - value
+        delta = reward + gamma * (continuing * next_value + truncation_value) - value
         advantage = delta + gamma * lambda_ * continuing * next_advantage
         return (value, advantage), advantage
 
     _, advantages = jax.lax.scan(
-        backwards, (last_value, jnp.zeros_like(last_value)), (rewards, values, dones),
-        reverse=True,
+        backwards, (last_value, jnp.zeros_like(last_value)),
+        (rewards, values, dones, truncation_values), reverse=True,
     )  # fmt: skip
     return advantages, advantages + values
 
@@ -216,6 +231,12 @@ def ppo(
         output = policy_output(space, mlp_apply(params["actor"], features), params)
         return output, mlp_apply(params["critic"], features)[0], carry
 
+    def value_after(params, carry, observation):
+        """V of ``observation`` read from ``carry``, leaving the carry (and traces) as they are."""
+        x = mlp_apply(params["encoder"], observation, activate_last=True)
+        _, features = cell_step(cell, params["cell"], trunk.cell_state(carry), x)
+        return mlp_apply(params["critic"], features)[0]
+
     def init(key: jax.Array) -> PPOState:
         k_params, k_envs, key = jax.random.split(key, 3)
         params = init_params(k_params)
@@ -231,10 +252,17 @@ def ppo(
         k_act, k_env = jax.random.split(key)
         output, value, carry = agent_step(params, envs.carry, envs.observation, envs.reset)
         action = dist.sample(k_act, output)
-        env_state, observation, reward, done, info = env.step(k_env, envs.env_state, action)
+        env_state, observation, reward, terminated, truncated, info = env.step(
+            k_env, envs.env_state, action
+        )
+        done = terminated | truncated
+        truncation_value = jnp.zeros_like(value)
+        if config.bootstrap_truncation:
+            final_value = value_after(params, carry, info["final_observation"])
+            truncation_value = jnp.where(truncated & ~terminated, final_value, 0.0)
         record = Rollout(
             envs.observation, envs.reset, envs.carry, action, dist.log_prob(output, action),
-            value, reward, done, info["episode_return"],
+            value, reward, done, truncation_value, info["episode_return"],
         )  # fmt: skip
         return EnvCarry(env_state, observation, done, carry), record
 
@@ -327,7 +355,7 @@ def ppo(
     def update(params, opt_state, rollout: Rollout, last_values, key):
         advantages, returns = gae(
             rollout.reward, rollout.value, rollout.done, last_values,
-            config.gamma, config.gae_lambda,
+            config.gamma, config.gae_lambda, rollout.truncation_value,
         )  # fmt: skip
 
         def epoch(carry, epoch_key):
