@@ -33,6 +33,8 @@ from jax.flatten_util import ravel_pytree
 from rtrl.cells.base import Cell, Params, recurrent_params
 from rtrl.cells.base import step as cell_step
 
+# An estimator's state: its own NamedTuple, always with a ``cell_state`` field.
+EstimatorState = Any
 StepFn = Callable[[Params, Any, jax.Array, jax.Array], tuple[jax.Array, Any]]
 GradientFn = Callable[[Params, Any, jax.Array, jax.Array], Params]
 

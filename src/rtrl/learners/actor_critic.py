@@ -25,14 +25,14 @@ environment or from a host loop.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from rtrl.cells.base import step as cell_step
-from rtrl.gradients.base import Estimator
+from rtrl.gradients.base import Estimator, EstimatorState
 from rtrl.learners.policies import (
     distribution_for,
     mlp_apply,
@@ -44,20 +44,36 @@ from rtrl.spaces import ActionSpace
 
 
 class ACState(NamedTuple):
-    params: Any  # {"trunk" | "actor_trunk","critic_trunk", "actor", "critic", ["log_std"]}
-    opt_state: Any  # (actor optimiser state, critic optimiser state)
-    est_state: Any  # the trunk's estimator state (a pair without a shared trunk)
-    critic_trace: Any  # e^v, structure of params
-    actor_trace: Any  # e^pi
+    params: optax.Params  # {"trunk" | "actor_trunk","critic_trunk", "actor", "critic", ["log_std"]}
+    opt_state: tuple[optax.OptState, optax.OptState]  # the actor's, the critic's
+    est_state: EstimatorState  # the trunk's (a pair without a shared trunk)
+    critic_trace: optax.Params  # e^v, structure of params
+    actor_trace: optax.Params  # e^pi
     value: jax.Array  # V of the last observation
     started: jax.Array  # False before the first observation (no TD error yet)
 
 
+class ActorCriticInit(Protocol):
+    def __call__(self, key: jax.Array, observation_size: int) -> ACState: ...
+
+
+class ActorCriticStep(Protocol):
+    def __call__(
+        self,
+        state: ACState,
+        key: jax.Array,
+        observation: jax.Array,
+        reward: jax.Array,
+        terminated: jax.Array | bool,
+        truncated: jax.Array | bool = False,
+        final_observation: jax.Array | None = None,
+    ) -> tuple[ACState, jax.Array, dict[str, jax.Array]]:
+        """(state, action, metrics)."""
+
+
 class ActorCritic(NamedTuple):
-    init: Any  # (key, observation_size) -> ACState
-    # (state, key, observation, reward, terminated, truncated=False, final_observation=None)
-    #   -> (state, action, metrics)
-    step: Any
+    init: ActorCriticInit
+    step: ActorCriticStep
 
 
 def actor_critic(

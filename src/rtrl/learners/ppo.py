@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rtrl.cells.base import Cell
+from rtrl.cells.base import Cell, Params, State
 from rtrl.cells.base import step as cell_step
 from rtrl.gradients.base import Estimator, reset_then_step
 from rtrl.learners.optim import clipped_adam
@@ -71,16 +71,21 @@ class PPOConfig(NamedTuple):
     bootstrap_truncation: bool = True  # False: a time limit ends episodes like a terminal state
 
 
+# The trunk's carry between steps: an estimator state (RTRL trunks) or a cell state (BPTT).
+Carry = Any
+Metrics = dict[str, jax.Array]
+
+
 class Trunk(NamedTuple):
     """How the recurrent part runs: ``step(cell_params, carry, x, reset) -> (features, carry)``.
     ``per_step`` trunks are re-run one step from stored carries (RTRL); the others over
     sequences (BPTT). ``cell_state(carry)`` is the recurrent state inside a carry."""
 
     cell: Cell
-    init_carry: Callable[[Any], Any]
-    step: Callable[[Any, Any, jax.Array, jax.Array], tuple[jax.Array, Any]]
+    init_carry: Callable[[Params], Carry]
+    step: Callable[[Params, Carry, jax.Array, jax.Array], tuple[jax.Array, Carry]]
     per_step: bool
-    cell_state: Callable[[Any], Any]
+    cell_state: Callable[[Carry], State]
 
 
 def rtrl_trunk(estimator: Estimator) -> Trunk:
@@ -103,7 +108,7 @@ class Rollout(NamedTuple):
 
     observation: jax.Array
     reset: jax.Array  # the observation starts an episode
-    carry: Any  # the trunk's carry before the step
+    carry: Carry  # the trunk's carry before the step
     action: jax.Array
     log_prob: jax.Array
     value: jax.Array
@@ -116,28 +121,39 @@ class Rollout(NamedTuple):
 class EnvCarry(NamedTuple):
     """Per environment, between steps."""
 
-    env_state: Any
+    env_state: Any  # the environment's own
     observation: jax.Array
     reset: jax.Array
-    carry: Any
+    carry: Carry
 
 
 class PPOState(NamedTuple):
-    params: Any
-    opt_state: Any
+    params: optax.Params
+    opt_state: optax.OptState
     envs: EnvCarry  # batched over num_envs
     key: jax.Array
 
 
 class PPO(NamedTuple):
     init: Callable[[jax.Array], PPOState]
-    iteration: Callable[[PPOState], tuple[PPOState, dict]]  # one rollout and its update
-    agent_step: Callable  # (params, carry, observation, reset) -> (output, value, carry)
-    collect: Callable  # (params, envs, key) -> (envs, Rollout, last values)
-    recompute_carries: Callable  # (params, rollout) -> pre-step carries re-scanned with params
-    evaluate: Callable  # (params, batch) -> (log_probs, entropies, values)
-    loss: Callable  # (params, batch, advantages, returns) -> (loss, metrics)
-    update: Callable  # (params, opt_state, rollout, last_values, key) -> (params, opt_state, m)
+    iteration: Callable[[PPOState], tuple[PPOState, Metrics]]  # one rollout and its update
+    # (params, carry, observation, reset) -> (policy output, value, carry)
+    agent_step: Callable[
+        [optax.Params, Carry, jax.Array, jax.Array], tuple[jax.Array, jax.Array, Carry]
+    ]
+    # (params, envs, key) -> (envs, rollout, values of the observations after it)
+    collect: Callable[[optax.Params, EnvCarry, jax.Array], tuple[EnvCarry, Rollout, jax.Array]]
+    # (params, rollout) -> its pre-step carries re-scanned with params
+    recompute_carries: Callable[[optax.Params, Rollout], Carry]
+    # (params, batch) -> (log probabilities, entropies, values)
+    evaluate: Callable[[optax.Params, Rollout], tuple[jax.Array, jax.Array, jax.Array]]
+    # (params, batch, advantages, returns) -> (loss, metrics)
+    loss: Callable[[optax.Params, Rollout, jax.Array, jax.Array], tuple[jax.Array, Metrics]]
+    # (params, opt_state, rollout, last values, key) -> (params, opt_state, metrics)
+    update: Callable[
+        [optax.Params, optax.OptState, Rollout, jax.Array, jax.Array],
+        tuple[optax.Params, optax.OptState, Metrics],
+    ]
 
 
 def gae(

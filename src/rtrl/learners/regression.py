@@ -8,25 +8,39 @@ parameters ordinary backprop.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from rtrl.cells.base import contract, stream_axes_of
-from rtrl.gradients.base import Estimator
+from rtrl.gradients.base import Estimator, EstimatorState
 
 
 class RegressionState(NamedTuple):
-    params: Any  # {"cell": cell params, "head": {"w", "b"}}
-    opt_state: Any
-    est_state: Any
+    params: optax.Params  # {"cell": cell params, "head": {"w", "b"}}
+    opt_state: optax.OptState
+    est_state: EstimatorState
+
+
+class RegressionInit(Protocol):
+    def __call__(self, key: jax.Array, num_inputs: int) -> RegressionState: ...
+
+
+class RegressionStep(Protocol):
+    def __call__(
+        self,
+        state: RegressionState,
+        x: jax.Array,
+        target: jax.Array,
+        reset: jax.Array | bool = False,
+    ) -> tuple[RegressionState, dict[str, jax.Array]]: ...
 
 
 class OnlineRegression(NamedTuple):
-    init: Any  # (key, num_inputs) -> RegressionState
-    step: Any  # (state, x, target, reset) -> (state, metrics)
+    init: RegressionInit
+    step: RegressionStep
     streams_last: bool = False  # step takes many streams with the stream axes last
 
 

@@ -20,14 +20,14 @@ statistics of stages not yet reached stay at their initial values.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from rtrl.cells.base import contract, stream_axes_of
-from rtrl.gradients.base import Estimator
+from rtrl.gradients.base import Estimator, EstimatorState
 from rtrl.learners.regression import linear_head
 from rtrl.networks.normalize import (
     NormalizerState,
@@ -38,18 +38,33 @@ from rtrl.networks.normalize import (
 
 
 class TDState(NamedTuple):
-    params: Any  # {"cell": ..., "head": {"w", "b"}}
-    opt_state: Any
-    est_state: Any
-    trace: Any  # e_t, same structure as params
+    params: optax.Params  # {"cell": ..., "head": {"w", "b"}}
+    opt_state: optax.OptState
+    est_state: EstimatorState
+    trace: optax.Params  # e_t, same structure as params
     value: jax.Array  # V_t of the last observation
     started: jax.Array  # False before the first observation (no TD error yet)
     feature_stats: NormalizerState  # running statistics of the features (unused if rate = 1)
 
 
+class TDInit(Protocol):
+    def __call__(self, key: jax.Array, num_inputs: int) -> TDState: ...
+
+
+class TDStep(Protocol):
+    def __call__(
+        self,
+        state: TDState,
+        x: jax.Array,
+        cumulant: jax.Array,
+        discount: jax.Array,
+        reset: jax.Array | bool = False,
+    ) -> tuple[TDState, dict[str, jax.Array]]: ...
+
+
 class TDLambda(NamedTuple):
-    init: Any  # (key, num_inputs) -> TDState
-    step: Any  # (state, x, cumulant, discount, reset=False) -> (state, metrics)
+    init: TDInit
+    step: TDStep
     streams_last: bool = False  # step takes many streams with the stream axes last
 
 
