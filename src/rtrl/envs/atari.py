@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rtrl.envs.base import Transition
+from rtrl.files import atomic_path
 
 # The 58 games of the benchmark, by their Gym name (the file is <Game>NoFrameskip-v4.txt).
 GAMES = (
@@ -351,10 +352,9 @@ def load_recording(
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f"{game}-{frame_size}px-*.npz"):
         stale.unlink()
-    temporary = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(temporary, frames=recording.frames, actions=recording.actions,
-                        rewards=recording.rewards, settings=json.dumps(settings))  # fmt: skip
-    os.replace(temporary, path)  # atomic: a crash never leaves a half-written cache file
+    with atomic_path(path) as temporary:
+        np.savez_compressed(temporary, frames=recording.frames, actions=recording.actions,
+                            rewards=recording.rewards, settings=json.dumps(settings))  # fmt: skip
     return recording
 
 
@@ -363,9 +363,10 @@ def load_recording(
 
 
 class RecordedStream(NamedTuple):
-    """A stream read from device arrays: ``transition(key, index, data) -> (index, Transition)``
-    with ``data`` passed in explicitly (so compiled code takes it as an argument, not a
-    constant). The key is unused: the stream is the same for every seed."""
+    """Recorded play as a ``PredictionStream`` (``rtrl.envs.base``): a stream's state is the
+    index of its next frame, and ``transition(key, index, data) -> (index, Transition)`` reads
+    one step from the recorded arrays ``data``, passed in explicitly so that compiled code takes
+    them as an argument, not a constant. The key is unused: every seed sees the same stream."""
 
     name: str
     num_observations: int

@@ -95,35 +95,37 @@ def record_episode_returns(env: ControlEnv) -> ControlEnv:
     return env._replace(reset=reset, step=step)
 
 
-class Moments(NamedTuple):
-    """Running mean and variance with a count (parallel-update form, as gym's normalisers)."""
+class RunningMoments(NamedTuple):
+    """Running mean and variance weighted by a count (parallel-update form, as Gymnasium's
+    normalisers; the networks' normaliser uses exponential moments instead,
+    ``rtrl.networks.normalize``)."""
 
     count: jax.Array
     mean: jax.Array
     variance: jax.Array
 
 
-def moments_init(shape: tuple[int, ...]) -> Moments:
-    return Moments(jnp.asarray(1e-4), jnp.zeros(shape), jnp.ones(shape))
+def running_moments_init(shape: tuple[int, ...]) -> RunningMoments:
+    return RunningMoments(jnp.asarray(1e-4), jnp.zeros(shape), jnp.ones(shape))
 
 
-def moments_update(m: Moments, x: jax.Array) -> Moments:
+def running_moments_update(m: RunningMoments, x: jax.Array) -> RunningMoments:
     """Add one sample ``x`` (of the statistics' shape)."""
     count = m.count + 1.0
     delta = x - m.mean
     mean = m.mean + delta / count
     variance = (m.variance * m.count + delta**2 * m.count / count) / count
-    return Moments(count, mean, variance)
+    return RunningMoments(count, mean, variance)
 
 
-class NormalizedState(NamedTuple):
+class ObservationNormalizerState(NamedTuple):
     inner: Any
-    moments: Moments  # of the observations
+    moments: RunningMoments  # of the observations
 
 
 class ScaledRewardState(NamedTuple):
     inner: Any
-    moments: Moments  # of the discounted return
+    moments: RunningMoments  # of the discounted return
     discounted_return: jax.Array
 
 
@@ -135,15 +137,15 @@ def normalize_observations(env: ControlEnv, clip: float = 10.0, eps: float = 1e-
 
     def reset(key):
         state, obs = env.reset(key)
-        moments = moments_update(moments_init((env.observation_size,)), obs)
-        return NormalizedState(state, moments), normalized(moments, obs)
+        moments = running_moments_update(running_moments_init((env.observation_size,)), obs)
+        return ObservationNormalizerState(state, moments), normalized(moments, obs)
 
     def step(key, state, action):
         inner, obs, reward, terminated, truncated, info = env.step(key, state.inner, action)
-        moments = moments_update(state.moments, obs)
+        moments = running_moments_update(state.moments, obs)
         if "final_observation" in info:  # seen through the same statistics as observations
             info = {**info, "final_observation": normalized(moments, info["final_observation"])}
-        state = NormalizedState(inner, moments)
+        state = ObservationNormalizerState(inner, moments)
         return state, normalized(moments, obs), reward, terminated, truncated, info
 
     return env._replace(reset=reset, step=step)
@@ -156,12 +158,12 @@ def scale_rewards(
 
     def reset(key):
         state, obs = env.reset(key)
-        return ScaledRewardState(state, moments_init(()), jnp.zeros(())), obs
+        return ScaledRewardState(state, running_moments_init(()), jnp.zeros(())), obs
 
     def step(key, state, action):
         inner, obs, reward, terminated, truncated, info = env.step(key, state.inner, action)
         discounted = state.discounted_return * gamma + reward
-        moments = moments_update(state.moments, discounted)
+        moments = running_moments_update(state.moments, discounted)
         scaled = jnp.clip(reward / jnp.sqrt(moments.variance + eps), -clip, clip)
         discounted = jnp.where(terminated | truncated, 0.0, discounted)
         state = ScaledRewardState(inner, moments, discounted)

@@ -18,7 +18,6 @@ run ``run_loop`` for a run directory wherever the program can be built.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Protocol
 
@@ -35,6 +34,7 @@ from rtrl.experiments.results import (
     truncate_rows,
     write_json,
 )
+from rtrl.files import atomic_path
 
 CHECKPOINT_FILE = "checkpoint.npz"
 
@@ -83,9 +83,8 @@ class Recorder(Protocol):
 
 def _save_checkpoint(path: Path, tree: Any, **extra: Any) -> None:
     leaves = {f"leaf_{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(tree))}
-    temporary = path.with_suffix(".tmp.npz")
-    np.savez(temporary, **leaves, **{k: np.asarray(v) for k, v in extra.items()})
-    os.replace(temporary, path)  # atomic: a crash never leaves a half-written checkpoint
+    with atomic_path(path) as temporary:
+        np.savez(temporary, **leaves, **{k: np.asarray(v) for k, v in extra.items()})
 
 
 def _load_checkpoint(path: Path, like: Any) -> tuple[Any, dict[str, np.ndarray]]:

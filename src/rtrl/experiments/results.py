@@ -11,11 +11,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+
+from rtrl.files import atomic_path
 
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
@@ -42,9 +43,9 @@ def _strict(value: Any) -> Any:
 
 def write_json(path: Path, value: Any) -> None:
     """Write strict JSON atomically (a crash never leaves half a file)."""
-    temporary = path.with_suffix(".tmp.json")
-    temporary.write_text(json.dumps(_strict(value), indent=2, allow_nan=False))
-    os.replace(temporary, path)
+    text = json.dumps(_strict(value), indent=2, allow_nan=False)
+    with atomic_path(path) as temporary:
+        temporary.write_text(text)
 
 
 def read_json(path: Path) -> Any:
@@ -80,7 +81,7 @@ def truncate_rows(path: Path, rows: int) -> None:
         return
     with open(path, newline="") as handle:
         lines = handle.readlines()
-    with open(path, "w", newline="") as handle:
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as handle:
         handle.writelines(lines[: rows + 1])
 
 
@@ -135,9 +136,7 @@ def final_and_lifetime(table: np.ndarray, window: int, name: str) -> dict[str, A
 
 def write_table(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write dictionaries as a CSV table (columns from the first row), atomically."""
-    temporary = path.with_suffix(".tmp.csv")
-    with open(temporary, "w", newline="") as handle:
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(temporary, path)

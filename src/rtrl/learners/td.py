@@ -30,7 +30,7 @@ from rtrl.cells.base import contract, stream_axes_of
 from rtrl.gradients.base import Estimator, EstimatorState
 from rtrl.learners.regression import linear_head
 from rtrl.networks.normalize import (
-    NormalizerState,
+    ExponentialMoments,
     normalize,
     normalizer_init,
     normalizer_update,
@@ -44,7 +44,7 @@ class TDState(NamedTuple):
     trace: optax.Params  # e_t, same structure as params
     value: jax.Array  # V_t of the last observation
     started: jax.Array  # False before the first observation (no TD error yet)
-    feature_stats: NormalizerState  # running statistics of the features (unused if rate = 1)
+    feature_stats: ExponentialMoments  # running statistics of the features (unused if rate = 1)
 
 
 class TDInit(Protocol):

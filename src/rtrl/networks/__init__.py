@@ -1,11 +1,16 @@
 """Composition of cells into networks: staged (columnar, constructive, CCN) networks and
 running-statistics normalisers."""
 
-from rtrl.networks.normalize import NormalizerState, normalize, normalizer_init, normalizer_update
+from rtrl.networks.normalize import (
+    ExponentialMoments,
+    normalize,
+    normalizer_init,
+    normalizer_update,
+)
 from rtrl.networks.staged import StagedNetwork, StagedState, staged_network, staged_rtrl
 
 __all__ = [
-    "NormalizerState",
+    "ExponentialMoments",
     "StagedNetwork",
     "StagedState",
     "normalize",

@@ -40,7 +40,7 @@ from rtrl.cells.base import Params, check_input, num_inputs_of, project_reads, s
 from rtrl.gradients import columnar_rtrl
 from rtrl.gradients.base import Estimator, differentiable_step, where_reset, zero_where_reset
 from rtrl.gradients.columnar import TraceState, contract_traces, stack_per_unit
-from rtrl.networks.normalize import NormalizerState, normalizer_update
+from rtrl.networks.normalize import ExponentialMoments, normalizer_update
 
 
 class StagedNetwork(NamedTuple):
@@ -178,7 +178,7 @@ def _kept_per_stream(network: StagedNetwork, num_inputs: int, stream_axes: int) 
 
 
 def _stage_inputs(
-    network: StagedNetwork, state, x: jax.Array, stats: NormalizerState | None
+    network: StagedNetwork, state, x: jax.Array, stats: ExponentialMoments | None
 ) -> jax.Array:
     """(M, d + E*N): what each stage reads, [x_t; exposed values at t-1], normalised by the stage's
     statistics (if given) and with values the stage does not read set to zero."""
@@ -213,7 +213,7 @@ class StagedState(NamedTuple):
     traces: dict[str, dict[str, jax.Array]]  # the active stage's RTRL traces (S features)
     stage: jax.Array  # the stage the traces belong to
     steps: jax.Array  # observations read so far (not reset at episode ends)
-    input_stats: NormalizerState  # per stage, (M, d + E*N)
+    input_stats: ExponentialMoments  # per stage, (M, d + E*N)
 
 
 def _stage_one_hot(stage: jax.Array, num_stages: int, ndim: int) -> jax.Array:
@@ -290,7 +290,7 @@ def staged_rtrl(network: StagedNetwork) -> Estimator:
         dtype = jax.tree.leaves(state)[0].dtype
         traces = stage_estimator.init(stage_params(params, _full_rows(params, 0), jnp.int32(0)))
         traces = traces.traces
-        stats = NormalizerState(
+        stats = ExponentialMoments(
             jnp.zeros((network.num_stages, width), dtype),
             jnp.ones((network.num_stages, width), dtype),
         )
