@@ -25,12 +25,13 @@ install: $(VENV)/.installed-plot
 demo: $(VENV)/.installed-plot
 	$(BIN)/python -m rtrl.experiments.demo --out $(OUT)
 
+# Tests run on every core (pytest-xdist); compiled programs are kept in .jax-cache/ between runs.
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
-# The unit tier: everything but the end-to-end runs marked slow (a few minutes).
+# The unit tier: everything but the end-to-end runs marked slow.
 test-fast: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n auto -m "not slow"
 
 bench: $(VENV)/.installed-plot
 	$(BIN)/python -m rtrl.bench cells

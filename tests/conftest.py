@@ -4,12 +4,24 @@
   learning curves); ``make test-fast`` leaves them out, ``make test`` runs everything.
 - ``@pytest.mark.float64``: the test runs with JAX's 64-bit types (gradient comparisons against
   autodiff, the verification contract); every other test runs in the library's default float32.
+
+The suite is dominated by XLA compilation, so compiled programs are kept on disk between runs
+(``.jax-cache/`` at the repository root, or ``JAX_COMPILATION_CACHE_DIR``): the first run
+compiles everything, later runs compile only what changed.
 """
+
+import os
+from pathlib import Path
 
 import jax
 import pytest
 
 from rtrl import cells
+
+if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    jax.config.update("jax_compilation_cache_dir", str(Path(__file__).parents[1] / ".jax-cache"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # the many small ones too
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
 @pytest.fixture(autouse=True)

@@ -197,8 +197,9 @@ def test_frozen_stages_never_change_and_head_ignores_unreached_features():
     xs = jax.random.bernoulli(jax.random.PRNGKey(1), 0.3, (150, NUM_INPUTS)).astype(float)
     cumulants = xs[:, 0]
     snapshots = [state.params]
+    step = jax.jit(learner.step)
     for t in range(150):
-        state, metrics = learner.step(state, xs[t], cumulants[t], 0.9)
+        state, metrics = step(state, xs[t], cumulants[t], 0.9)
         if t % 50 == 49:
             snapshots.append(state.params)
     assert np.isfinite(metrics["value"])
