@@ -20,16 +20,6 @@ from pathlib import Path
 from rtrl.experiments import presets
 
 
-def _parse_sets(items: list[str]) -> dict[str, str]:
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        overrides[key.strip()] = value.strip()
-    return overrides
-
-
 def _parse_grid(text: str) -> tuple[str, list[str]]:
     key, sep, values = text.partition("=")
     grid = [v.strip() for v in values.split(",") if v.strip()]
@@ -56,7 +46,7 @@ def _add_budget_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _budget_overrides(args) -> dict[str, str]:
     """--set pairs plus --steps; --paper is applied after resolving (it reads the preset)."""
-    overrides = _parse_sets(args.set)
+    overrides = presets.parse_overrides(args.set)
     if args.steps is not None and args.paper:
         raise ValueError("give either --steps or --paper, not both")
     if args.steps is not None:

@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Brax backends for the raw HalfCheetah rate ('' to skip)",
     )
     parser.add_argument("--min-seconds", type=float, default=3.0, help="timing budget per row")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of every preset (repeatable)")  # fmt: skip
 
 
 def _emit(args, row: dict, text: str) -> None:
@@ -45,7 +47,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     rows = []
     for name in filter(None, args.presets.split(",")):
         for seeds in map(int, args.seeds.split(",")):
-            config = presets.resolve(name, {"chunk": str(args.chunk), "bin_size": str(args.chunk)})
+            overrides = {"chunk": str(args.chunk), "bin_size": str(args.chunk)}
+            config = presets.resolve(name, {**overrides, **presets.parse_overrides(args.set)})
             program = build_program(config, seeds)
             steps = program.chunk_steps
             holder = [program.init()]

@@ -286,6 +286,17 @@ def check_value(key: str, value: Any) -> None:
         raise ValueError(f"{key} {problem}, got {value}")
 
 
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """``--set key=value`` arguments as {key: value text}."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
 def resolve(name: str, overrides: dict[str, str] | None = None) -> dict[str, Any]:
     """The preset's configuration with ``--set`` overrides applied (strings converted to the
     type of the default, and range-checked); unknown presets and keys get errors that list the
