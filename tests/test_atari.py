@@ -13,6 +13,7 @@ from rtrl import cli
 from rtrl.envs import atari
 from rtrl.experiments import atari as atari_runs
 from rtrl.experiments import builders, presets, runner
+from rtrl.experiments.sweep import sweep
 from rtrl.learners import discounted_returns
 
 pytest.importorskip("ale_py")
@@ -143,6 +144,28 @@ def test_area_resize_matches_averaging_an_upsampled_screen():
     assert np.abs(small.astype(float) - expected).max() <= 0.5 + 1e-3
 
 
+def test_bilinear_resize_samples_two_neighbours_around_each_centre():
+    # 4 -> 2: centres at source positions 0.5 and 2.5, halfway between two pixels each.
+    np.testing.assert_allclose(
+        atari.bilinear_resize_matrix(4, 2), [[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]]
+    )
+    # 2 -> 4 (upsampling): positions -0.25, 0.25, 0.75, 1.25, clamped at the edges.
+    np.testing.assert_allclose(
+        atari.bilinear_resize_matrix(2, 4), [[1, 0], [0.75, 0.25], [0.25, 0.75], [0, 1]]
+    )
+    rows = atari.bilinear_resize_matrix(210, 16)
+    np.testing.assert_allclose(rows.sum(axis=1), 1.0)
+    assert ((rows > 0).sum(axis=1) <= 2).all()  # at most two source rows per output row
+    # Output row 0 samples 210/16 * 0.5 - 0.5 = 6.0625: rows 6 and 7.
+    np.testing.assert_allclose(rows[0, 6:8], [0.9375, 0.0625])
+    screen = np.zeros((1, 210, 160), np.uint8)
+    screen[0, 100:102, 50:54] = 255  # a ball between the sampled rows: bilinear misses it
+    assert atari.downsample(screen, 16, "bilinear").max() == 0
+    assert atari.downsample(screen, 16, "area").max() > 0
+    with pytest.raises(ValueError, match="unknown resize 'cubic'"):
+        atari.downsample(screen, 16, "cubic")
+
+
 def test_replay_matches_the_golden_frames():
     golden = np.load(GOLDEN)
     recording = atari.replay("Pong", synthetic_stream(1200))
@@ -217,6 +240,12 @@ def test_cache_is_reused_and_rebuilt_when_settings_or_data_change(data_dir, tmp_
     small = atari.load_recording("Pong", frame_size=8)  # other preprocessing: its own file
     assert calls == ["Pong"] * 2 and small.frames.shape == (3000, 8, 8)
     assert len(list(cache.glob("Pong-*.npz"))) == 2
+    bilinear = atari.load_recording("Pong", resize="bilinear")
+    assert calls == ["Pong"] * 3 and len(list(cache.glob("Pong-16px-bilinear-*.npz"))) == 1
+    assert not np.array_equal(bilinear.frames, first.frames)
+    for stale in cache.glob("Pong-16px-bilinear-*.npz"):
+        stale.unlink()
+    calls.pop()
 
     path = data_dir / "PongNoFrameskip-v4.txt"  # a changed recording replaces the stale file
     path.write_bytes(synthetic_stream(2000))
@@ -238,8 +267,10 @@ def test_cache_is_reused_and_rebuilt_when_settings_or_data_change(data_dir, tmp_
 # --- experiments -------------------------------------------------------------------------------
 
 
-ATARI_PRESETS = ["atari-ccn", "atari-columnar", "atari-constructive", "atari-elstm",
-                 "atari-rtu", "atari-tbptt"]  # fmt: skip
+ATARI_PRESETS = ["atari-ccn", "atari-ccn-20-4", "atari-columnar", "atari-columnar-20",
+                 "atari-constructive", "atari-constructive-30", "atari-elstm", "atari-rtu",
+                 "atari-tbptt-16-8", "atari-tbptt-3-5", "atari-tbptt-5-7",
+                 "atari-tbptt-6-8"]  # fmt: skip
 TINY = {"steps": "3000", "chunk": "1000", "bin_size": "500", "final_window": "1000"}
 
 
@@ -249,6 +280,12 @@ def test_atari_presets_follow_the_benchmark(data_dir):
         config = presets.resolve(name, TINY)
         assert config["stream"] == "atari" and config["gamma"] == 0.98
         assert config["lambda"] == 0.99 and config["step_size"] == 1e-4
+        if config["estimator"] == "staged_rtrl":  # the reference's head and normaliser rules
+            assert config["head_step_per_feature"] and not config["bias_step_per_feature"]
+            assert config["input_norm_window"] == config["feature_norm_window"] == 4167
+            assert config["norm_floor"] == 1e-3
+        else:
+            assert not config["head_step_per_feature"] and not config["feature_norm_window"]
         assert presets.resolve(name)["steps"] == 250_000 == presets.resolve(name)["paper_steps"]
         stream, learner = builders.build_prediction(config)
         assert stream.num_observations == 275
@@ -295,10 +332,10 @@ def test_multi_game_run_table_and_plot(data_dir, tmp_path, capsys):
     breakout = synthetic_stream(3000, resets=(1500,), actions=4)  # scores a few points
     (data_dir / "BreakoutNoFrameskip-v4.txt").write_bytes(breakout)
     outs = []
-    for preset in ("atari-ccn", "atari-tbptt"):
+    for preset, units in (("atari-ccn", 10), ("atari-tbptt-6-8", 4)):
         out = tmp_path / preset
         args = ["run", preset, "--games", "pong,Breakout", "--seeds", "2", "--out", str(out),
-                "--set", "units=4", "--data", str(data_dir)]  # fmt: skip
+                "--set", f"units={units}", "--data", str(data_dir)]  # fmt: skip
         for key, value in TINY.items():
             args += ["--set", f"{key}={value}"]
         assert cli.main(args) == 0
@@ -322,8 +359,23 @@ def test_multi_game_run_table_and_plot(data_dir, tmp_path, capsys):
     png = tmp_path / "games.png"
     assert cli.main(["plot", *map(str, outs), "--out", str(png)]) == 0
     table = capsys.readouterr().out
-    assert "| game | atari-ccn | atari-tbptt |" in table and "| Pong | " in table
+    assert "| game | atari-ccn | atari-tbptt-6-8 |" in table and "| Pong | " in table
     assert "**mean over games**" in table and png.stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_sweep_over_games_scores_the_normalised_aggregate(data_dir, tmp_path):
+    best = sweep(["atari-tbptt-6-8"], "step_size", ["1e-4", "1e-2"], seeds=1, out=tmp_path,
+                 overrides={**TINY, "units": "2"}, progress=False, games=["Pong"])  # fmt: skip
+    runs = {v: tmp_path / "atari-tbptt-6-8" / f"step_size={v}" for v in ("1e-4", "1e-2")}
+    scores = {v: json.loads((d / "aggregate.json").read_text())["normalised_final_mean"]
+              for v, d in runs.items()}  # fmt: skip
+    assert best[0]["step_size"] == min(scores, key=scores.get)
+    assert best[0]["final"] == pytest.approx(scores[best[0]["step_size"]])
+    table = (tmp_path / "best.md").read_text()
+    assert "normalised final error (mean over 1 games, ± s.e. over 1 seeds)" in table
+    assert f"| game | atari-tbptt-6-8 (step_size={best[0]['step_size']}) |" in table
+    assert "| Pong | " in table and (tmp_path / "best.png").stat().st_size > 0
 
 
 def test_cli_errors_for_games(data_dir, capsys, tmp_path):

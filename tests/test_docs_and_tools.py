@@ -40,12 +40,12 @@ def test_delayed_signal_example_writes_curves_summary_and_plot(tmp_path, capsys)
 def test_demo_compares_rtrl_and_tbptt(tmp_path, capsys):
     from rtrl.experiments import demo
 
-    results = demo.run(tmp_path, steps=40_000, seeds=2)
+    results = demo.run(tmp_path, steps=100_000, seeds=2)
     assert set(results) == set(demo.RUNS)
     assert all(r["status"] == "complete" for r in results.values())
     assert (tmp_path / "demo.png").stat().st_size > 0
     out = capsys.readouterr().out
-    assert "final MSRE" in out and "T-BPTT" in out
+    assert "final MSRE" in out and "T-BPTT" in out and "best constant predictor" in out
     with pytest.raises(SystemExit):
         demo.main(["--steps", "1000"])
 

@@ -101,10 +101,10 @@ def test_cli_messages_for_bad_input(capsys, tmp_path):
     assert cli.main(["run", "nope"]) == 2
     err = capsys.readouterr().err
     assert "unknown preset 'nope'; valid presets: ac-rtu-cartpole-p" in err
-    assert "atari-ccn, atari-columnar" in err
+    assert "atari-ccn, atari-ccn-20-4, atari-columnar" in err
     assert cli.main(["run", "tp-linear-rtu", "--set", "bogus=1"]) == 2
     err = capsys.readouterr().err
-    assert "unknown key 'bogus'" in err and "valid keys: bin_size" in err
+    assert "unknown key 'bogus'" in err and "valid keys: bias_step_per_feature, bin_size" in err
     assert cli.main(["run", "tp-linear-rtu", "--set", "units=1.5"]) == 2
     assert "bad value '1.5' for units: expected int" in capsys.readouterr().err
     assert cli.main(["run", "tp-linear-rtu", "--set", "units"]) == 2

@@ -192,7 +192,9 @@ def test_frozen_stages_never_change_and_head_ignores_unreached_features():
     unread connections stay zero, and the head's weights of unreached features stay zero."""
     network = staged_network("columnar_lstm", features=6, stage_size=2, stage_steps=50)
     estimator = staged_rtrl(network)
-    learner = td_lambda(estimator, optax.sgd(0.1), 0.9, head_step_per_feature=True)
+    learner = td_lambda(
+        estimator, optax.sgd(0.1), 0.9, feature_norm_rate=0.99, head_step_per_feature=True
+    )
     state = learner.init(jax.random.PRNGKey(0), NUM_INPUTS)
     xs = jax.random.bernoulli(jax.random.PRNGKey(1), 0.3, (150, NUM_INPUTS)).astype(float)
     cumulants = xs[:, 0]

@@ -164,3 +164,34 @@ def test_td_with_feature_normalisation_uses_the_statistics_before_the_step():
         state, metrics = learner.step(state, xs[t], cumulants[t], discounts[t])
         np.testing.assert_allclose(metrics["value"], expected, rtol=1e-10)
         assert not jnp.allclose(state.feature_stats.mean, stats.mean)
+
+
+@pytest.mark.parametrize("bias_step_per_feature", [True, False])
+def test_head_step_per_feature_divides_the_weights_and_optionally_the_bias(bias_step_per_feature):
+    """With SGD the first TD update is alpha * delta * grad V_0: the weights' share divided by
+    the features in use, the bias's divided only under the reference's rule."""
+    cell = cells.linear_rtu(2)
+    alpha, rate = 0.1, 0.9
+    learner = td_lambda(columnar_rtrl(cell), optax.sgd(alpha), 0.5, feature_norm_rate=rate,
+                        head_step_per_feature=True,
+                        bias_step_per_feature=bias_step_per_feature)  # fmt: skip
+    plain = td_lambda(columnar_rtrl(cell), optax.sgd(alpha), 0.5, feature_norm_rate=rate)
+    xs, cumulants, discounts, _ = random_stream(2)
+    updates = {}
+    for name, rule in (("divided", learner), ("plain", plain)):
+        state = rule.init(KEY, 3)
+        before = state.params["head"]
+        for t in range(2):
+            state, metrics = rule.step(state, xs[t], cumulants[t], discounts[t])
+        updates[name] = jax.tree.map(jnp.subtract, state.params["head"], before)
+    features = cell.num_features
+    np.testing.assert_allclose(updates["divided"]["w"], updates["plain"]["w"] / features)
+    bias_scale = 1 / features if bias_step_per_feature else 1.0
+    np.testing.assert_allclose(updates["divided"]["b"], updates["plain"]["b"] * bias_scale)
+    assert abs(float(updates["plain"]["b"])) > 0
+
+
+def test_divided_head_step_needs_normalised_features():
+    with pytest.raises(ValueError, match="assumes normalised features"):
+        td_lambda(columnar_rtrl(cells.linear_rtu(2)), optax.sgd(0.1), 0.5,
+                  head_step_per_feature=True)  # fmt: skip

@@ -4,10 +4,11 @@ rtrl list
 rtrl run PRESET [--seeds N] [--steps N | --paper] [--set key=value ...] [--out DIR]
          [--games Pong,Breakout | all] [--data DIR]          (Atari presets)
 rtrl sweep PRESET ... --grid key=v1,v2,... [--seeds N] [--steps N | --paper] [--set ...] --out DIR
+           [--games Pong,Breakout | all] [--data DIR]        (Atari presets)
 rtrl plot RUN_DIR ... [--out FILE.png] [--log]   (multi-game Atari runs: per-game bars + table;
                                                   control runs: returns, [--smooth N])
 rtrl data check DIR [--length N]                  (validate recorded Atari streams)
-rtrl data prepare --games G1,G2 | all [--data DIR] [--frame-size N]   (replay into the cache)
+rtrl data prepare --games G1,G2 | all [--data DIR] [--frame-size N] [--resize area|bilinear]
 """
 
 from __future__ import annotations
@@ -26,6 +27,15 @@ def _parse_grid(text: str) -> tuple[str, list[str]]:
     if not sep or not key or not grid:
         raise ValueError(f"--grid expects key=v1,v2,..., got {text!r}")
     return key.strip(), grid
+
+
+def _games(text: str | None) -> list[str] | None:
+    """``--games``: the Atari games named (checked), or None."""
+    if not text:
+        return None
+    from rtrl.envs.atari import parse_games
+
+    return parse_games(text)
 
 
 def _check_seeds(seeds: int) -> int:
@@ -68,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--grid", required=True, metavar="KEY=V1,V2,...")
     _add_budget_arguments(sweep)
     sweep.add_argument("--out", type=Path, required=True, help="sweep directory")
+    sweep.add_argument("--games", default=None, help="Atari presets: Pong,Breakout,... or all")
     plot = sub.add_parser("plot", help="learning curves of run directories")
     plot.add_argument("runs", nargs="+", type=Path)
     plot.add_argument("--out", type=Path, default=Path("runs/plot.png"))
@@ -83,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare.add_argument("--games", required=True, help="Pong,Breakout,... or all")
     prepare.add_argument("--data", default=None, metavar="DIR")
     prepare.add_argument("--frame-size", type=int, default=16)
+    prepare.add_argument("--resize", choices=("area", "bilinear"), default="area")
     args = parser.parse_args(argv)
     if getattr(args, "data", None):  # the streams' loader reads it wherever it runs
         os.environ["RTRL_DATA"] = str(args.data)
@@ -95,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
 
             key, values = _parse_grid(args.grid)
             best = run_sweep(args.presets, key, values, _check_seeds(args.seeds), args.out,
-                             _budget_overrides(args), paper=args.paper)  # fmt: skip
+                             _budget_overrides(args), paper=args.paper,
+                             games=_games(args.games))  # fmt: skip
             print((args.out / "best.md").read_text(), end="")
             print(f"wrote {args.out / 'sweep.csv'}, {args.out / 'best.md'}" +
                   (f", {args.out / 'best.png'}" if best else ""))  # fmt: skip
@@ -106,12 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.paper:
                 config["steps"] = config["paper_steps"]
             out = args.out or Path("runs") / args.preset
-            games = None
-            if args.games:
-                from rtrl.envs.atari import parse_games
-
-                games = parse_games(args.games)
-            summary = engine.run(config, args.seeds, out, games=games)
+            summary = engine.run(config, args.seeds, out, games=_games(args.games))
             if "games" in summary:
                 print((out / "games.csv").read_text(), end="")
             print(engine.result_line(config, summary, out))
@@ -169,7 +177,9 @@ def _data_command(args) -> int:
 
     for game in atari.parse_games(args.games):
         started = time.perf_counter()
-        recording = atari.load_recording(game, frame_size=args.frame_size, progress=True)
+        recording = atari.load_recording(
+            game, frame_size=args.frame_size, progress=True, resize=args.resize
+        )
         seconds = time.perf_counter() - started
         scores = recording.episode_returns()
         mean_score = f"{scores.mean():.1f}" if len(scores) else "-"

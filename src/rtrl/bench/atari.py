@@ -13,7 +13,7 @@ import time
 from rtrl.bench import loop
 from rtrl.envs import atari
 
-DEFAULT_PRESETS = ("atari-columnar", "atari-ccn", "atari-constructive", "atari-tbptt",
+DEFAULT_PRESETS = ("atari-columnar", "atari-ccn", "atari-constructive", "atari-tbptt-6-8",
                    "atari-rtu", "atari-elstm")  # fmt: skip
 
 

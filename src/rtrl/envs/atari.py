@@ -15,10 +15,15 @@ Pong's expert wins every episode 21-0.
 
 Observation of step t (275 values at the default 16x16):
 
-- ``[0, n*n)``: the grayscale screen (ALE's luminance, 210x160) resized to n x n by area
-  averaging (each output pixel is the mean of the source pixels its cell covers, partly covered
-  pixels weighted by the covered fraction, like OpenCV's INTER_AREA), rounded to uint8 and
-  divided by 256, so in [0, 1);
+- ``[0, n*n)``: the grayscale screen (ALE's luminance, 210x160) resized to n x n, rounded to
+  uint8 and divided by 256, so in [0, 1). ``resize="area"`` (the default) averages: each output
+  pixel is the mean of the source pixels its cell covers, partly covered pixels weighted by the
+  covered fraction, like OpenCV's INTER_AREA. ``resize="bilinear"`` is the CCN reference's
+  ``cv::resize`` default (INTER_LINEAR): each output pixel interpolates the 2x2 source pixels
+  around its centre, so at 16x16 it reads 4 of the ~130 pixels of its cell and a small object
+  (Pong's ball, 2x4 pixels) is seen only when it crosses one of the sampled rows and columns.
+  Area averaging keeps every pixel's contribution, which is why it is the default;
+  bilinear reproduces the reference's input (up to OpenCV's fixed-point rounding, +-1 level);
 - ``[n*n, n*n + 18)``: one-hot of the minimal-action index just taken (all zero on a reset);
 - ``n*n + 18``: the clipped reward received on entering step t.
 
@@ -236,10 +241,36 @@ def area_resize_matrix(source: int, target: int) -> np.ndarray:
     return overlap / (source / target)
 
 
-def downsample(screens: np.ndarray, size: int) -> np.ndarray:
-    """(T, 210, 160) uint8 screens -> (T, size, size) uint8 by area averaging, rounded."""
-    rows = area_resize_matrix(SCREEN_SHAPE[0], size).astype(np.float32)
-    cols = area_resize_matrix(SCREEN_SHAPE[1], size).astype(np.float32)
+def bilinear_resize_matrix(source: int, target: int) -> np.ndarray:
+    """(target, source) weights of OpenCV's INTER_LINEAR: output i samples the source at
+    (i + 0.5) * source / target - 0.5 (pixel centres aligned), interpolating its two neighbours;
+    positions outside the image are clamped to the edge."""
+    position = (np.arange(target) + 0.5) * source / target - 0.5
+    left = np.floor(position).astype(int)
+    fraction = position - left
+    fraction = np.where(left < 0, 0.0, np.where(left >= source - 1, 0.0, fraction))
+    left = np.clip(left, 0, source - 1)
+    right = np.minimum(left + 1, source - 1)
+    weights = np.zeros((target, source))
+    np.add.at(weights, (np.arange(target), left), 1.0 - fraction)
+    np.add.at(weights, (np.arange(target), right), fraction)
+    return weights
+
+
+RESIZE_MATRICES = {"area": area_resize_matrix, "bilinear": bilinear_resize_matrix}
+
+
+def check_resize(resize: str) -> None:
+    if resize not in RESIZE_MATRICES:
+        raise ValueError(f"unknown resize {resize!r}; choose one of {sorted(RESIZE_MATRICES)}")
+
+
+def downsample(screens: np.ndarray, size: int, resize: str = "area") -> np.ndarray:
+    """(T, 210, 160) uint8 screens -> (T, size, size) uint8 by ``resize``, rounded."""
+    check_resize(resize)
+    matrix = RESIZE_MATRICES[resize]
+    rows = matrix(SCREEN_SHAPE[0], size).astype(np.float32)
+    cols = matrix(SCREEN_SHAPE[1], size).astype(np.float32)
     small = rows @ (screens.astype(np.float32) @ cols.T)  # matmuls, not einsum: BLAS speed
     return np.clip(np.rint(small), 0, 255).astype(np.uint8)
 
@@ -271,8 +302,14 @@ class Recording(NamedTuple):
         return sums[:-1]
 
 
-def replay(game: str, data: bytes, frame_size: int = 16, block: int = 1024,
-           progress: Callable[[int], Any] | None = None) -> Recording:  # fmt: skip
+def replay(
+    game: str,
+    data: bytes,
+    frame_size: int = 16,
+    block: int = 1024,
+    progress: Callable[[int], Any] | None = None,
+    resize: str = "area",
+) -> Recording:
     """Replay a recorded stream in the ALE; ``progress(frames)`` is called after each block."""
     ale = make_emulator(game)
     actions_of = ale.getMinimalActionSet()
@@ -291,18 +328,18 @@ def replay(game: str, data: bytes, frame_size: int = 16, block: int = 1024,
             else:
                 rewards[t] = ale.act(actions_of[actions[t]])
             ale.getScreenGrayscale(screens[t - start])
-        frames[start:stop] = downsample(screens[: stop - start], frame_size)
+        frames[start:stop] = downsample(screens[: stop - start], frame_size, resize)
         if progress is not None:
             progress(stop - start)
     return Recording(game, frames, actions.astype(np.int8), rewards)
 
 
-def _cache_settings(game: str, frame_size: int, data: bytes) -> dict[str, Any]:
+def _cache_settings(game: str, frame_size: int, resize: str, data: bytes) -> dict[str, Any]:
     return {
         "format": CACHE_FORMAT,
         "game": game,
         "frame_size": frame_size,
-        "resize": "area",
+        "resize": resize,
         "random_seed": REPLAY_SEED,
         "repeat_action_probability": 0.0,
         "frame_skip": 1,
@@ -311,10 +348,11 @@ def _cache_settings(game: str, frame_size: int, data: bytes) -> dict[str, Any]:
     }
 
 
-def cache_path(game: str, frame_size: int, data: bytes, cache_dir: Path | None = None) -> Path:
-    settings = _cache_settings(game, frame_size, data)
+def cache_path(game: str, frame_size: int, data: bytes, cache_dir: Path | None = None,
+               resize: str = "area") -> Path:  # fmt: skip
+    settings = _cache_settings(game, frame_size, resize, data)
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-    return Path(cache_dir or cache_directory()) / f"{game}-{frame_size}px-{key}.npz"
+    return Path(cache_dir or cache_directory()) / f"{game}-{frame_size}px-{resize}-{key}.npz"
 
 
 def load_recording(
@@ -323,6 +361,7 @@ def load_recording(
     frame_size: int = 16,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = False,
+    resize: str = "area",
 ) -> Recording:
     """A game's replayed stream, from the cache when it holds one with the same settings, else
     replayed (and cached; stale files of the same game and frame size are removed)."""
@@ -330,10 +369,11 @@ def load_recording(
         parse_games(game)  # raises the error that lists the games
     if frame_size < 1 or frame_size > SCREEN_SHAPE[1]:
         raise ValueError(f"frame_size {frame_size} must be in 1..{SCREEN_SHAPE[1]}")
+    check_resize(resize)
     directory = data_directory(data_dir)
     data = read_stream_file(game, directory)
-    path = cache_path(game, frame_size, data, Path(cache_dir) if cache_dir else None)
-    settings = _cache_settings(game, frame_size, data)
+    path = cache_path(game, frame_size, data, Path(cache_dir) if cache_dir else None, resize)
+    settings = _cache_settings(game, frame_size, resize, data)
     if path.exists():
         try:
             with np.load(path) as cached:
@@ -346,11 +386,11 @@ def load_recording(
         from tqdm import tqdm
 
         bar = tqdm(total=len(data), unit="frame", unit_scale=True, desc=f"replaying {game}")
-    recording = replay(game, data, frame_size, progress=bar.update if bar else None)
+    recording = replay(game, data, frame_size, progress=bar.update if bar else None, resize=resize)
     if bar:
         bar.close()
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f"{game}-{frame_size}px-*.npz"):
+    for stale in path.parent.glob(f"{game}-{frame_size}px-{resize}-*.npz"):
         stale.unlink()
     with atomic_path(path) as temporary:
         np.savez_compressed(temporary, frames=recording.frames, actions=recording.actions,

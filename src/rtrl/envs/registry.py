@@ -11,7 +11,7 @@ from rtrl.envs.control import ControlEnv
 from rtrl.envs.mujoco import MUJOCO_LAYOUT, OBSERVED, brax_pomdp
 
 # Each stream constructor takes the options it needs from a common set (isi, num_distractors,
-# game, frame_size, gamma) and ignores the rest.
+# game, frame_size, resize, gamma) and ignores the rest.
 STREAMS: dict[str, Callable[..., PredictionStream]] = {
     "trace_conditioning": lambda isi, num_distractors, **_: animal_learning.trace_conditioning(
         isi=isi, num_distractors=num_distractors
@@ -24,8 +24,8 @@ STREAMS: dict[str, Callable[..., PredictionStream]] = {
     ),
     "javed_trace_patterning": lambda isi, **_: animal_learning.javed_trace_patterning(isi=isi),
     # Recorded expert play, replayed once and cached; the directory is $RTRL_DATA (rtrl --data).
-    "atari": lambda game, frame_size, gamma, **_: atari.recorded_stream(
-        atari.load_recording(game, frame_size=frame_size, progress=True), gamma
+    "atari": lambda game, frame_size, gamma, resize="area", **_: atari.recorded_stream(
+        atari.load_recording(game, frame_size=frame_size, progress=True, resize=resize), gamma
     ),
 }
 

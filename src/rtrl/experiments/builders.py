@@ -23,9 +23,10 @@ from rtrl.learners import make_optimizer, td_lambda
 from rtrl.learners.actor_critic import actor_critic
 from rtrl.learners.optim import clipped_adam
 from rtrl.learners.ppo import PPOConfig, bptt_trunk, ppo, rtrl_trunk
+from rtrl.networks.normalize import rate_of_window
 from rtrl.networks.staged import staged_network, staged_rtrl
 
-STREAM_OPTIONS = ("isi", "num_distractors", "game", "frame_size", "gamma")
+STREAM_OPTIONS = ("isi", "num_distractors", "game", "frame_size", "resize", "gamma")
 CONTROL_LEARNERS = ("ppo", "actor_critic")
 
 
@@ -48,8 +49,10 @@ def staged_network_of(config: dict[str, Any]):
     stages = units // stage_size if stage_size > 0 else 1
     stage_steps = config["stage_steps"] or max(1, config["steps"] // stages)
     return staged_network(
-        config["cell"], units, stage_size, stage_steps, input_norm_rate=config["input_norm_rate"]
-    )
+        config["cell"], units, stage_size, stage_steps,
+        input_norm_rate=rate_of_window(config["input_norm_window"]),
+        input_norm_floor=config["norm_floor"],
+    )  # fmt: skip
 
 
 def build_estimator(config: dict[str, Any]):
@@ -59,15 +62,33 @@ def build_estimator(config: dict[str, Any]):
         raise ValueError(f"unknown estimator {config['estimator']!r}; choose one of {valid}")
     if config["estimator"] == "staged_rtrl":
         return staged_rtrl(staged_network_of(config))
+    if config["input_norm_window"]:
+        raise ValueError(
+            "input_norm_window normalises the inputs of a staged network's stages: it needs "
+            "estimator=staged_rtrl (or set input_norm_window=0)"
+        )
     cell = make_cell(config["cell"], config["units"])
     truncation = config["truncation"] if config["estimator"] == "tbptt" else None
     return make_estimator(config["estimator"], cell, truncation=truncation)
 
 
+def build_td_learner(config: dict[str, Any]):
+    """The TD(lambda) learner of a prediction configuration (its network, estimator, optimiser
+    and head rules), independent of the stream."""
+    return td_lambda(
+        build_estimator(config),
+        make_optimizer(config["optimizer"], config["step_size"]),
+        config["lambda"],
+        feature_norm_rate=rate_of_window(config["feature_norm_window"]),
+        feature_norm_floor=config["norm_floor"],
+        head_step_per_feature=config["head_step_per_feature"],
+        bias_step_per_feature=config["bias_step_per_feature"],
+    )
+
+
 def build_prediction(config: dict[str, Any]):
     """The stream and the TD(lambda) learner a prediction configuration describes."""
-    estimator = build_estimator(config)  # names are checked before recorded data is loaded
-    optimizer = make_optimizer(config["optimizer"], config["step_size"])
+    learner = build_td_learner(config)  # names are checked before recorded data is loaded
     stream = make_stream(config["stream"], **_stream_options(config))
     length = getattr(stream, "length", None)
     if length is not None and config["steps"] > length:
@@ -75,13 +96,7 @@ def build_prediction(config: dict[str, Any]):
             f"steps ({config['steps']}) exceeds the {length} steps of {stream.name}; "
             f"use --steps {length} or fewer"
         )
-    return stream, td_lambda(
-        estimator,
-        optimizer,
-        config["lambda"],
-        feature_norm_rate=config["feature_norm_rate"],
-        head_step_per_feature=config["head_step_per_feature"],
-    )
+    return stream, learner
 
 
 # Control

@@ -39,9 +39,17 @@ def plot_mean_band(ax, steps, per_seed: np.ndarray, label: str) -> None:
     ax.fill_between(steps, mean - err, mean + err, alpha=0.25)
 
 
-def plot_runs(run_dirs: list[Path], out: Path, log_scale: bool = False) -> Path:
-    """One line per run: mean squared return error across seeds, shaded +- standard error."""
+def plot_runs(
+    run_dirs: list[Path],
+    out: Path,
+    log_scale: bool = False,
+    references: dict[str, float] | None = None,
+) -> Path:
+    """One line per run: mean squared return error across seeds, shaded +- standard error;
+    ``references`` adds labelled horizontal lines (e.g. the best constant predictor's error)."""
     fig, ax = new_figure()
+    for label, level in (references or {}).items():
+        ax.axhline(level, color="gray", lw=1.0, ls="--", label=label)
     for run_dir in run_dirs:
         steps, table = read_metrics(run_dir)
         record = read_record(run_dir)

@@ -17,6 +17,7 @@ PREDICTION_DEFAULTS: dict[str, Any] = {
     # Atari prediction (stream "atari") only; the animal-learning streams fix their own discount.
     "game": "Pong",
     "frame_size": 16,  # screens resized to frame_size x frame_size
+    "resize": "area",  # area | bilinear (the CCN reference's cv::resize); see rtrl.envs.atari
     "gamma": 0.98,
     "reset_at_episode_start": False,  # reset the recurrent state when an episode starts
     "cell": "columnar_lstm",
@@ -25,15 +26,22 @@ PREDICTION_DEFAULTS: dict[str, Any] = {
     "truncation": 8,  # T for tbptt
     # staged_rtrl only (rtrl.networks.staged): `units` features of `cell` columns, grown
     # `stage_size` at a time (0: all in one stage), a new stage every `stage_steps` steps
-    # (0: the run's steps split evenly among the stages), stage inputs normalised at this rate.
+    # (0: the run's steps split evenly among the stages).
     "stage_size": 0,
     "stage_steps": 0,
-    "input_norm_rate": 1.0,
-    "head_step_per_feature": False,  # divide the head's update by the features in use
+    # Running-statistics normalisation (rtrl.networks.normalize), as an effective window in
+    # steps (rate 1 - 1/window; 0 = off): of each stage's inputs (staged_rtrl only) and of the
+    # features the head reads, with this floor on the variance.
+    "input_norm_window": 0,
+    "feature_norm_window": 0,
+    "norm_floor": 1e-3,
+    # Divide the head weights' step by the features in use (needs feature_norm_window > 0), and
+    # the bias's step too (the CCN reference's rule; false gives the bias the full step).
+    "head_step_per_feature": False,
+    "bias_step_per_feature": True,
     "optimizer": "rmsprop_on_update",  # sgd | adam | rmsprop_on_update
     "step_size": 1e-3,
     "lambda": 0.9,
-    "feature_norm_rate": 1.0,  # < 1: normalise features by running statistics (1 = off)
     "steps": 200_000,
     "paper_steps": 5_000_000,  # the long budget that `rtrl run --paper` selects
     "chunk": 10_000,  # steps per compiled scan (and per checkpoint)
@@ -90,7 +98,11 @@ _JAVED = {
     "bin_size": 10_000,
     "final_window": 100_000,
 }
-_STAGED = {**_JAVED, "estimator": "staged_rtrl", "head_step_per_feature": True}
+# The staged networks divide the head's step by the features in use, with the normaliser the
+# reference pairs with that rule (its grid: rate 0.99999, variance floor 0.1 or 0.01).
+_STAGED = {**_JAVED, "estimator": "staged_rtrl", "head_step_per_feature": True,
+           "input_norm_window": 100_000, "feature_norm_window": 100_000,
+           "norm_floor": 0.01}  # fmt: skip
 # T-BPTT configurations (H units, truncation T) the paper compares against.
 TBPTT_GRID = ((13, 2), (3, 10), (5, 8), (8, 5), (10, 5), (15, 4), (20, 3), (30, 2))
 
@@ -110,9 +122,13 @@ for _h, _t in TBPTT_GRID:
     _preset(f"ccn-tbptt-{_h}-{_t}", f"CCN study: dense LSTM ({_h} units), T-BPTT T={_t}",
             **_tbptt(_h, _t))  # fmt: skip
 # The ISI study: how both methods degrade as the interval to bridge grows (--set isi=20...80).
-_preset("isi-ccn", "ISI study: CCN 16:4:K (--set isi=20..80)", **_STAGED, units=16, stage_size=4)
+# The reference ran it for 10M steps with step size 1e-4 for both methods (CCN 16:4:2.5M) and
+# variance floor 0.001.
+_ISI = {"step_size": 1e-4, "paper_steps": 10_000_000}
+_preset("isi-ccn", "ISI study: CCN 16:4:K (--set isi=20..80)",
+        **{**_STAGED, **_ISI, "norm_floor": 1e-3}, units=16, stage_size=4)  # fmt: skip
 _preset("isi-tbptt", "ISI study: dense LSTM (15 units), T-BPTT T=4 (--set isi=20..80)",
-        **_tbptt(15, 4))  # fmt: skip
+        **{**_tbptt(15, 4), **_ISI})  # fmt: skip
 
 # The Atari prediction benchmark (Javed et al. 2023; rtrl.envs.atari): 250k-step recorded
 # streams, TD(lambda) with RMSProp on delta*e, gamma 0.98, lambda 0.99, step size 1e-4. Choose
@@ -129,15 +145,40 @@ _ATARI = {
     "bin_size": 5_000,
     "final_window": 50_000,
 }
-_ATARI_STAGED = {**_ATARI, "estimator": "staged_rtrl", "head_step_per_feature": True}
-_preset("atari-columnar", "Atari prediction: columnar LSTM 20:20 (one stage), exact RTRL",
-        **_ATARI_STAGED, units=20, stage_size=20)  # fmt: skip
+# The reference's staged networks (its atari_abalation_studies_3m configurations) z-score each
+# stage's inputs and the head's features (rate 0.999998, variance floor 0.001) and divide the
+# head's step by the features in use. Its rates and stage lengths assume 30M-step streams: the
+# normaliser's 500k-step window is kept at the same fraction of the 250k-step stream (4,167
+# steps), and K splits the stream evenly among the stages, as the reference's K does its 30M
+# steps. The bias gets the full step: with z-scored features the bias alone carries the mean
+# prediction, and a step divided by N (the reference's rule) bounds its travel by about
+# 250k * 1e-4 / N, below the mean return of many games (rtrl.learners.td).
+ATARI_REFERENCE_STEPS = 30_000_000
+ATARI_NORM_WINDOW = round(500_000 * _ATARI["steps"] / ATARI_REFERENCE_STEPS)
+_ATARI_STAGED = {**_ATARI, "estimator": "staged_rtrl", "head_step_per_feature": True,
+                 "bias_step_per_feature": False, "input_norm_window": ATARI_NORM_WINDOW,
+                 "feature_norm_window": ATARI_NORM_WINDOW, "norm_floor": 1e-3}  # fmt: skip
+# The reference's sizes, and T-BPTT baselines matched to them in multiply-adds per step
+# (rtrl list): columnar 6:6 60k and CCN 15:5 63k against dense LSTM 6 units T = 8 61k;
+# constructive 10:1 20k against 3 units T = 5 20k; constructive 30:1 45k against 5 units
+# T = 7 45k.
+_preset("atari-columnar", "Atari prediction: columnar LSTM 6:6 (one stage), exact RTRL",
+        **_ATARI_STAGED, units=6, stage_size=6)  # fmt: skip
+_preset("atari-ccn", "Atari prediction: columnar-constructive LSTM 15:5:K (3 stages of 5)",
+        **_ATARI_STAGED, units=15, stage_size=5)  # fmt: skip
 _preset("atari-constructive", "Atari prediction: constructive LSTM 10:1:K (one feature per stage)",
         **_ATARI_STAGED, units=10, stage_size=1)  # fmt: skip
-_preset("atari-ccn", "Atari prediction: columnar-constructive LSTM 20:4:K (5 stages of 4)",
+_preset("atari-constructive-30", "Atari prediction: constructive LSTM 30:1:K",
+        **_ATARI_STAGED, units=30, stage_size=1)  # fmt: skip
+ATARI_TBPTT_GRID = ((6, 8), (3, 5), (5, 7), (16, 8))
+for _h, _t in ATARI_TBPTT_GRID:
+    _preset(f"atari-tbptt-{_h}-{_t}", f"Atari prediction: dense LSTM ({_h} units), T-BPTT T={_t}",
+            **_ATARI, cell="dense_lstm", units=_h, estimator="tbptt", truncation=_t)  # fmt: skip
+# Larger networks (the sizes of this library's first Atari study).
+_preset("atari-columnar-20", "Atari prediction: columnar LSTM 20:20 (one stage), exact RTRL",
+        **_ATARI_STAGED, units=20, stage_size=20)  # fmt: skip
+_preset("atari-ccn-20-4", "Atari prediction: columnar-constructive LSTM 20:4:K (5 stages of 4)",
         **_ATARI_STAGED, units=20, stage_size=4)  # fmt: skip
-_preset("atari-tbptt", "Atari prediction: dense LSTM (16 units), T-BPTT T=8",
-        **_ATARI, cell="dense_lstm", units=16, estimator="tbptt", truncation=8)  # fmt: skip
 _preset("atari-rtu", "Atari prediction: linear RTU (20 units), exact RTRL",
         **_ATARI, cell="linear_rtu", units=20)  # fmt: skip
 _preset("atari-elstm", "Atari prediction: eLSTM (20 units), exact RTRL",
@@ -253,6 +294,11 @@ RENAMED_KEYS = {
     "actor_step_size": "step_size",
     "critic_step_size": "step_size",
 }
+# Rates replaced by windows in steps (rate = 1 - 1/window).
+RATES_AS_WINDOWS = {
+    "input_norm_rate": "input_norm_window",
+    "feature_norm_rate": "feature_norm_window",
+}
 
 # Ranges of the keys that have one (every float must also be finite).
 _AT_LEAST_ONE = {"units", "steps", "paper_steps", "chunk", "bin_size", "final_window",
@@ -260,15 +306,19 @@ _AT_LEAST_ONE = {"units", "steps", "paper_steps", "chunk", "bin_size", "final_wi
                  "minibatches", "sequence_length"}  # fmt: skip
 _AT_LEAST_ZERO = {"num_distractors", "stage_size", "stage_steps", "seed", "hidden", "clip",
                   "value_clip", "value_coef", "entropy_coef", "max_grad_norm",
-                  "adam_eps"}  # fmt: skip
+                  "adam_eps", "input_norm_window", "feature_norm_window"}  # fmt: skip
 _UNIT_INTERVAL = {"gamma", "lambda", "gae_lambda", "final_fraction"}  # [0, 1]
-_RATES = {"input_norm_rate", "feature_norm_rate"}  # (0, 1]
+_POSITIVE = {"step_size", "norm_floor"}
+# Choices of the string keys that have a fixed set.
+_CHOICES = {"resize": ("area", "bilinear")}
 
 
 def check_value(key: str, value: Any) -> None:
     """A one-line error when ``value`` is outside the range ``key`` allows."""
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{key} must be a finite number, got {value}")
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise ValueError(f"{key} must be one of {', '.join(_CHOICES[key])}, got {value!r}")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     problem = None
@@ -278,9 +328,7 @@ def check_value(key: str, value: Any) -> None:
         problem = "must be at least 0"
     elif key in _UNIT_INTERVAL and not 0 <= value <= 1:
         problem = "must lie in [0, 1]"
-    elif key in _RATES and not 0 < value <= 1:
-        problem = "must lie in (0, 1] (1: off)"
-    elif key == "step_size" and value <= 0:
+    elif key in _POSITIVE and value <= 0:
         problem = "must be positive"
     if problem:
         raise ValueError(f"{key} {problem}, got {value}")
@@ -308,6 +356,12 @@ def resolve(name: str, overrides: dict[str, str] | None = None) -> dict[str, Any
         if key in RENAMED_KEYS and key not in config:
             new = RENAMED_KEYS[key]
             raise KeyError(f"{key!r} is now called {new!r}: use --set {new}={text}")
+        if key in RATES_AS_WINDOWS and key not in config:
+            new = RATES_AS_WINDOWS[key]
+            raise KeyError(
+                f"{key!r} is now {new!r}, a window in steps (rate = 1 - 1/window, 0 = off): "
+                f"use --set {new}=N"
+            )
         if key not in config:
             raise KeyError(
                 f"unknown key {key!r} for preset {name}; valid keys: {', '.join(sorted(config))}"

@@ -112,6 +112,16 @@ def prediction_program(config: dict[str, Any], seeds: int, stream, learner) -> P
     return Program(lambda: init(seed_keys), run, chunk)
 
 
+def constant_predictor_error(stream, steps: int, key: jax.Array) -> float:
+    """The squared return error of the best constant predictor (the variance of the returns),
+    over ``steps`` steps of one stream drawn with ``key``; the last 10 / (1 - gamma) steps,
+    whose returns are cut short, are left out."""
+    keys = key[None]
+    _, transitions = stream.rollout_seeds(keys, jax.vmap(stream.reset)(keys), stream.data, steps)
+    returns = np.asarray(discounted_returns(transitions.cumulant[0], transitions.discount[0]))
+    return float(returns[: steps - math.ceil(10 / (1 - stream.gamma))].var())
+
+
 class ReturnErrorRecorder:
     """Scores each chunk's values against the returns in hindsight (the module docstring):
     the carry is the previous chunk's outputs, scored once this chunk gives the look-ahead."""

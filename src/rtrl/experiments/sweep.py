@@ -7,6 +7,10 @@
   multiply-adds per step);
 - ``out/best.md``: per preset, the value with the lowest final-window MSRE, as a Markdown table;
 - ``out/best.png``: the learning curves of those best runs.
+
+With ``games`` (Atari presets), each run is a multi-game run (``rtrl.experiments.atari``) and is
+scored by its normalised final error, averaged over the games; ``best.md`` then also holds the
+per-game table of the best runs, and ``best.png`` their per-game bars.
 """
 
 from __future__ import annotations
@@ -14,11 +18,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rtrl.experiments import presets
+from rtrl.experiments import engine, presets
 from rtrl.experiments.compute import multiply_adds
 from rtrl.experiments.loop import DivergedError
 from rtrl.experiments.results import write_table
-from rtrl.experiments.runner import run_prediction
 
 
 def _run_dir(out: Path, preset: str, key: str, value: str) -> Path:
@@ -34,8 +37,9 @@ def sweep(
     overrides: dict[str, str] | None = None,
     paper: bool = False,
     progress: bool = True,
+    games: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the grid and return the best run of each preset (lowest final MSRE)."""
+    """Run the grid and return the best run of each preset (lowest final error)."""
     configs = {}
     for name in names:  # validate everything before running anything
         for value in values:
@@ -49,40 +53,59 @@ def sweep(
     for (name, value), config in configs.items():
         run_dir = _run_dir(out, name, key, value)
         try:
-            summary = run_prediction(config, seeds, run_dir, progress=progress)
+            scores = _scores(engine.run(config, seeds, run_dir, games=games, progress=progress),
+                             "normalised_" if games else "")  # fmt: skip
         except DivergedError:
-            summary = {"status": "diverged"}
-        rows.append({
-            "preset": name, key: value, "status": summary["status"],
-            "final_msre": summary.get("final_msre_mean", float("nan")),
-            "final_stderr": summary.get("final_msre_stderr", float("nan")),
-            "lifetime_msre": summary.get("lifetime_msre_mean", float("nan")),
-            "multiply_adds": multiply_adds(config), "run": str(run_dir),
-        })  # fmt: skip
+            scores = {"status": "diverged", **dict.fromkeys(_SCORES, float("nan"))}
+        rows.append({"preset": name, key: value, **scores,
+                     "multiply_adds": multiply_adds(config), "run": str(run_dir)})  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     write_table(out / "sweep.csv", rows)
     best = []
     for name in names:
         done = [r for r in rows if r["preset"] == name and r["status"] == "complete"]
         if done:
-            best.append(min(done, key=lambda r: r["final_msre"]))
-    (out / "best.md").write_text(_table(best, key, seeds))
-    if best:
+            best.append(min(done, key=lambda r: r["final"]))
+    error = f"normalised final error (mean over {len(games)} games" if games else "final MSRE ("
+    table = _table(best, key, f"{error}, ± s.e. over {seeds} seeds)")
+    if best and games:
+        from rtrl.experiments.atari import games_table, plot_games
+
+        runs = [Path(r["run"]) for r in best]
+        labels = [f"{r['preset']} ({key}={r[key]})" for r in best]
+        table += "\n" + games_table(runs, labels)
+        plot_games(runs, out / "best.png", labels)
+    elif best:
         from rtrl.experiments.plots import plot_runs
 
         plot_runs([Path(r["run"]) for r in best], out / "best.png", log_scale=True)
+    (out / "best.md").write_text(table)
     return best
 
 
-def _table(best: list[dict[str, Any]], key: str, seeds: int) -> str:
+_SCORES = ("final", "final_stderr", "lifetime")
+
+
+def _scores(summary: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """A run's scores: its final MSRE, or with ``prefix`` "normalised_" a multi-game run's
+    normalised errors averaged over games."""
+    if prefix:
+        return {"status": "complete", "final": summary["normalised_final_mean"],
+                "final_stderr": summary["normalised_final_stderr"],
+                "lifetime": summary["normalised_lifetime_mean"]}  # fmt: skip
+    return {"status": summary["status"], "final": summary.get("final_msre_mean", float("nan")),
+            "final_stderr": summary.get("final_msre_stderr", float("nan")),
+            "lifetime": summary.get("lifetime_msre_mean", float("nan"))}  # fmt: skip
+
+
+def _table(best: list[dict[str, Any]], key: str, error: str) -> str:
     lines = [
-        f"| preset | best {key} | final MSRE (± s.e., {seeds} seeds) | lifetime MSRE "
-        "| multiply-adds / step |",
+        f"| preset | best {key} | {error} | lifetime | multiply-adds / step |",
         "|---|---|---|---|---|",
     ]
     for r in best:
         lines.append(
-            f"| {r['preset']} | {r[key]} | {r['final_msre']:.4f} ± {r['final_stderr']:.4f} "
-            f"| {r['lifetime_msre']:.4f} | {r['multiply_adds']:,} |"
+            f"| {r['preset']} | {r[key]} | {r['final']:.4f} ± {r['final_stderr']:.4f} "
+            f"| {r['lifetime']:.4f} | {r['multiply_adds']:,} |"
         )
     return "\n".join(lines) + "\n"

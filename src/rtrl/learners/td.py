@@ -30,6 +30,7 @@ from rtrl.cells.base import contract, stream_axes_of
 from rtrl.gradients.base import Estimator, EstimatorState
 from rtrl.learners.regression import linear_head
 from rtrl.networks.normalize import (
+    DEFAULT_VARIANCE_FLOOR,
     ExponentialMoments,
     normalize,
     normalizer_init,
@@ -73,16 +74,31 @@ def td_lambda(
     optimizer: optax.GradientTransformation,
     lambda_: float,
     feature_norm_rate: float = 1.0,
-    feature_norm_floor: float = 1e-4,
+    feature_norm_floor: float = DEFAULT_VARIANCE_FLOOR,
     head_step_per_feature: bool = False,
+    bias_step_per_feature: bool = True,
 ) -> TDLambda:
     """TD(lambda) for any estimator and any optax optimiser (which receives -delta e).
 
     ``feature_norm_rate`` < 1 normalises the features by running statistics before the head
     (as in ``rtrl.networks.normalize``); the statistics are updated after the value is computed
-    and are constants for the gradient. ``head_step_per_feature`` divides the head's update
-    (weights and bias) by the number of features in use, as the CCN reference does.
+    and are constants for the gradient.
+
+    ``head_step_per_feature`` divides the update of the head's weights by the number of features
+    in use, as the CCN reference does. That rule assumes z-scored features (the reference pairs
+    it with its normaliser: with unit-variance features the best step per weight shrinks as
+    features are added), so it requires ``feature_norm_rate`` < 1. ``bias_step_per_feature``
+    divides the bias's update too (the reference's rule); turn it off to give the bias the full
+    step. With normalised features the bias alone carries the mean of the prediction, and under
+    RMSProp a step of alpha / N moves it by at most about alpha / N per step: 1e-4 / 15 over a
+    250k-step stream is 1.7, less than the mean returns of many Atari games.
     """
+    if head_step_per_feature and feature_norm_rate >= 1.0:
+        raise ValueError(
+            "head_step_per_feature divides the head's step by the features in use, which assumes "
+            "normalised features: turn on feature normalisation (feature_norm_window) or set "
+            "head_step_per_feature=false"
+        )
     cell = estimator.cell
 
     def features_in_use(est_state) -> jax.Array:
@@ -135,7 +151,10 @@ def td_lambda(
         updates, opt_state = optimizer.update(direction, state.opt_state, state.params)
         if head_step_per_feature:
             scale = 1.0 / features_in_use(est_state)
-            updates["head"] = jax.tree.map(lambda u: u * scale, updates["head"])
+            head = dict(updates["head"], w=updates["head"]["w"] * scale)
+            if bias_step_per_feature:
+                head["b"] = head["b"] * scale
+            updates["head"] = head
         params = optax.apply_updates(state.params, updates)
         decay = discount * lambda_ * state.started
         trace = jax.tree.map(lambda e, g: decay * e + g, state.trace, value_grad)

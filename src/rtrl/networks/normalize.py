@@ -6,7 +6,11 @@ Per component j, with rate rho::
     v_j  <- max(rho v_j + (1 - rho) (x_j - mu_j)^2, floor)
     x_hat_j = (x_j - mu_j) / sqrt(v_j)
 
-rho = 1 turns it off (x_hat = x). The statistics are constants for the gradient.
+rho = 1 turns it off (x_hat = x). The statistics are constants for the gradient. Configurations give
+the rate as an effective window in steps, rho = 1 - 1/window (``rate_of_window``), so that it can be
+chosen against the stream's length: the CCN reference's 0.999998 is a 500k-step window for 30M-step
+streams. The mean starts at 0 and the variance at 1, as in the reference, and after W steps of a
+window W the initial values still weigh exp(-1) = 37%.
 (Control environments normalise observations with a different rule, count-weighted running
 moments as Gymnasium's wrappers do: ``rtrl.envs.control.RunningMoments``.)
 """
@@ -17,6 +21,16 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+# The CCN reference's variance floor (its ``std_cap``, applied to the variance).
+DEFAULT_VARIANCE_FLOOR = 1e-3
+
+
+def rate_of_window(window: int) -> float:
+    """The rate of a normaliser that forgets over ``window`` steps (0: off, rate 1)."""
+    if window < 0:
+        raise ValueError(f"a normalisation window is 0 (off) or a number of steps, got {window}")
+    return 1.0 if window == 0 else 1.0 - 1.0 / window
 
 
 class ExponentialMoments(NamedTuple):
@@ -29,7 +43,7 @@ def normalizer_init(size: int, dtype=None) -> ExponentialMoments:
 
 
 def normalizer_update(
-    state: ExponentialMoments, x: jax.Array, rate: float, floor: float = 1e-4
+    state: ExponentialMoments, x: jax.Array, rate: float, floor: float = DEFAULT_VARIANCE_FLOOR
 ) -> ExponentialMoments:
     x = jax.lax.stop_gradient(x)
     mean = rate * state.mean + (1.0 - rate) * x

@@ -40,7 +40,7 @@ from rtrl.cells.base import Params, check_input, num_inputs_of, project_reads, s
 from rtrl.gradients import columnar_rtrl
 from rtrl.gradients.base import Estimator, differentiable_step, where_reset, zero_where_reset
 from rtrl.gradients.columnar import TraceState, contract_traces, stack_per_unit
-from rtrl.networks.normalize import ExponentialMoments, normalizer_update
+from rtrl.networks.normalize import DEFAULT_VARIANCE_FLOOR, ExponentialMoments, normalizer_update
 
 
 class StagedNetwork(NamedTuple):
@@ -85,7 +85,7 @@ def staged_network(
     stage_size: int,
     stage_steps: int,
     input_norm_rate: float = 1.0,
-    input_norm_floor: float = 1e-4,
+    input_norm_floor: float = DEFAULT_VARIANCE_FLOOR,
     **column_options: Any,
 ) -> StagedNetwork:
     """``features`` columns of the cell named ``column``, grown ``stage_size`` at a time every
