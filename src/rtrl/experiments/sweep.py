@@ -53,8 +53,8 @@ def sweep(
     for (name, value), config in configs.items():
         run_dir = _run_dir(out, name, key, value)
         try:
-            scores = _scores(engine.run(config, seeds, run_dir, games=games, progress=progress),
-                             "normalised_" if games else "")  # fmt: skip
+            summary = engine.run(config, seeds, run_dir, games=games, progress=progress)
+            scores = _scores(summary, multi_game=bool(games))
         except DivergedError:
             scores = {"status": "diverged", **dict.fromkeys(_SCORES, float("nan"))}
         rows.append({"preset": name, key: value, **scores,
@@ -86,10 +86,10 @@ def sweep(
 _SCORES = ("final", "final_stderr", "lifetime")
 
 
-def _scores(summary: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """A run's scores: its final MSRE, or with ``prefix`` "normalised_" a multi-game run's
-    normalised errors averaged over games."""
-    if prefix:
+def _scores(summary: dict[str, Any], multi_game: bool) -> dict[str, Any]:
+    """A run's scores: its final and lifetime MSRE, or for a multi-game run its normalised
+    errors averaged over games."""
+    if multi_game:
         return {"status": "complete", "final": summary["normalised_final_mean"],
                 "final_stderr": summary["normalised_final_stderr"],
                 "lifetime": summary["normalised_lifetime_mean"]}  # fmt: skip
