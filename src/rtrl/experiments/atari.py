@@ -29,6 +29,7 @@ from rtrl.experiments.plots import new_figure, save_figure
 from rtrl.experiments.results import (
     CONFIG_FILE,
     read_json,
+    run_name,
     standard_error,
     write_json,
     write_table,
@@ -131,14 +132,12 @@ def read_games(out: Path) -> list[dict[str, Any]]:
         ]
 
 
-def games_table(run_dirs: list[Path], labels: list[str] | None = None) -> str:
-    """A markdown table: one row per game, the normalised final error of each run (columns named
-    by ``labels``, default the directories' names), then the aggregate row (mean over games,
-    +- standard error over seeds)."""
+def games_table(run_dirs: list[Path]) -> str:
+    """A markdown table: one row per game, the normalised final error of each run, then the
+    aggregate row (mean over games, +- standard error over seeds)."""
     tables = {d: {r["game"]: r for r in read_games(d)} for d in run_dirs}
     games = sorted(set().union(*(t.keys() for t in tables.values())))
-    labels = labels or [d.name for d in run_dirs]
-    lines = ["| game | " + " | ".join(labels) + " |",
+    lines = ["| game | " + " | ".join(map(run_name, run_dirs)) + " |",
              "|---|" + "---|" * len(run_dirs)]  # fmt: skip
     for game in games:
         rows = [tables[d].get(game) for d in run_dirs]
@@ -152,19 +151,18 @@ def games_table(run_dirs: list[Path], labels: list[str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_games(run_dirs: list[Path], out: Path, labels: list[str] | None = None) -> Path:
+def plot_games(run_dirs: list[Path], out: Path) -> Path:
     """Grouped bars: per game, each run's normalised final error (+- standard error)."""
-    labels = labels or [d.name for d in run_dirs]
     tables = {d: {r["game"]: r for r in read_games(d)} for d in run_dirs}
     games = sorted(set().union(*(t.keys() for t in tables.values())))
     width = 0.8 / len(run_dirs)
     fig, ax = new_figure(figsize=(max(6, 1.1 * len(games) + 2), 4.2))
-    for i, (d, label) in enumerate(zip(run_dirs, labels)):
+    for i, d in enumerate(run_dirs):
         rows = [tables[d].get(g) for g in games]
         heights = [r["normalised_final"] if r else np.nan for r in rows]
         errors = [r["normalised_final_stderr"] if r else 0 for r in rows]
         positions = np.arange(len(games)) + (i - (len(run_dirs) - 1) / 2) * width
-        ax.bar(positions, heights, width, yerr=errors, label=label, capsize=2)
+        ax.bar(positions, heights, width, yerr=errors, label=run_name(d), capsize=2)
     ax.axhline(1.0, color="gray", lw=0.8, ls="--")  # the best constant predictor
     ax.set_xticks(np.arange(len(games)), games, rotation=30, ha="right")
     ax.set_ylabel("final squared return error / Var(G)")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtrl.experiments.results import read_metrics, read_record
+from rtrl.experiments.results import read_metrics, read_record, run_name
 
 
 def new_figure(*grid: int, figsize: tuple[float, float] = (7, 4.2)):
@@ -53,8 +53,7 @@ def plot_runs(
     for run_dir in run_dirs:
         steps, table = read_metrics(run_dir)
         record = read_record(run_dir)
-        name = run_dir.name if "=" not in run_dir.name else f"{run_dir.parent.name} {run_dir.name}"
-        label = f"{name} ({record['config']['cell']}, {record['config']['estimator']})"
+        label = f"{run_name(run_dir)} ({record['config']['cell']}, {record['config']['estimator']})"
         plot_mean_band(ax, steps, table, label)
     if log_scale:
         ax.set_yscale("log")

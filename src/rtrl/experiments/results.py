@@ -52,6 +52,12 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
+def run_name(run_dir: Path) -> str:
+    """How tables and legends name a run: its directory, with the preset's directory in front
+    for a sweep's runs (``PRESET/key=value``)."""
+    return f"{run_dir.parent.name} {run_dir.name}" if "=" in run_dir.name else run_dir.name
+
+
 def read_record(run_dir: Path) -> dict[str, Any]:
     """The ``config.json`` of a run directory, with a clear error where there is none."""
     path = run_dir / CONFIG_FILE

@@ -66,15 +66,16 @@ def sweep(
         done = [r for r in rows if r["preset"] == name and r["status"] == "complete"]
         if done:
             best.append(min(done, key=lambda r: r["final"]))
-    error = f"normalised final error (mean over {len(games)} games" if games else "final MSRE ("
-    table = _table(best, key, f"{error}, ± s.e. over {seeds} seeds)")
+    spread = f"± s.e. over {seeds} seeds"
+    error = (f"normalised final error (mean over {len(games)} games, {spread})" if games
+             else f"final MSRE ({spread})")  # fmt: skip
+    table = _table(best, key, error)
     if best and games:
         from rtrl.experiments.atari import games_table, plot_games
 
         runs = [Path(r["run"]) for r in best]
-        labels = [f"{r['preset']} ({key}={r[key]})" for r in best]
-        table += "\n" + games_table(runs, labels)
-        plot_games(runs, out / "best.png", labels)
+        table += "\n" + games_table(runs)
+        plot_games(runs, out / "best.png")
     elif best:
         from rtrl.experiments.plots import plot_runs
 
