@@ -248,7 +248,7 @@ def bilinear_resize_matrix(source: int, target: int) -> np.ndarray:
     position = (np.arange(target) + 0.5) * source / target - 0.5
     left = np.floor(position).astype(int)
     fraction = position - left
-    fraction = np.where(left < 0, 0.0, np.where(left >= source - 1, 0.0, fraction))
+    fraction = np.where((left < 0) | (left >= source - 1), 0.0, fraction)  # clamped to an edge
     left = np.clip(left, 0, source - 1)
     right = np.minimum(left + 1, source - 1)
     weights = np.zeros((target, source))

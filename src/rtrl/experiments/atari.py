@@ -16,7 +16,6 @@ scored steps, so games with large and small returns weigh the same in the aggreg
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from rtrl.experiments.results import (
     write_table,
 )
 from rtrl.experiments.runner import run_prediction
-from rtrl.learners import discounted_returns
+from rtrl.learners import discounted_returns, unreliable_tail
 
 
 def return_statistics(config: dict[str, Any]) -> dict[str, float]:
@@ -48,7 +47,7 @@ def return_statistics(config: dict[str, Any]) -> dict[str, float]:
     discounts = recording.discounts(config["gamma"])[:steps]
     cumulants = recording.clipped_rewards[:steps].astype(np.float64)
     returns = np.asarray(discounted_returns(jnp.asarray(cumulants), jnp.asarray(discounts)))
-    scored = returns[: steps - math.ceil(10 / (1 - config["gamma"]))]
+    scored = returns[: steps - unreliable_tail(config["gamma"])]
     return {"mean": float(scored.mean()), "variance": float(scored.var()), "steps": len(scored)}
 
 

@@ -18,7 +18,6 @@ chunk as look-ahead (the truncation error is at most gamma^chunk); the stream's 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from rtrl import cells, compiled
 from rtrl.experiments import builders
 from rtrl.experiments.loop import Program, chunks_for, run_loop
 from rtrl.experiments.results import final_and_lifetime, read_metrics
-from rtrl.learners import binned_means, discounted_returns
+from rtrl.learners import binned_means, discounted_returns, unreliable_tail
 
 
 def compile_chunks(stream, learner, chunk: int, reset_at_episode_start: bool = False):
@@ -119,7 +118,7 @@ def constant_predictor_error(stream, steps: int, key: jax.Array) -> float:
     keys = key[None]
     _, transitions = stream.rollout_seeds(keys, jax.vmap(stream.reset)(keys), stream.data, steps)
     returns = np.asarray(discounted_returns(transitions.cumulant[0], transitions.discount[0]))
-    return float(returns[: steps - math.ceil(10 / (1 - stream.gamma))].var())
+    return float(returns[: steps - unreliable_tail(stream.gamma)].var())
 
 
 class ReturnErrorRecorder:
@@ -132,7 +131,7 @@ class ReturnErrorRecorder:
 
     def __init__(self, config: dict[str, Any], seeds: int, gamma: float):
         self.config, self.seeds = config, seeds
-        self.tail = math.ceil(10 / (1 - gamma)) if gamma < 1 else config["chunk"]
+        self.tail = unreliable_tail(gamma) if gamma < 1 else config["chunk"]
 
     def initial(self):
         return tuple(np.zeros((self.seeds, self.config["chunk"]), np.float32) for _ in range(3))

@@ -1,7 +1,7 @@
 """Online learners: they take any estimator; optimisers are optax transformations."""
 
 from rtrl.learners.actor_critic import ACState, ActorCritic, actor_critic
-from rtrl.learners.metrics import binned_means, discounted_returns
+from rtrl.learners.metrics import binned_means, discounted_returns, unreliable_tail
 from rtrl.learners.optim import OPTIMIZERS, make_optimizer, rmsprop_on_update
 from rtrl.learners.ppo import PPO, PPOConfig, PPOState, bptt_trunk, gae, ppo, rtrl_trunk
 from rtrl.learners.regression import OnlineRegression, RegressionState, online_regression
@@ -29,4 +29,5 @@ __all__ = [
     "online_regression",
     "rmsprop_on_update",
     "td_lambda",
+    "unreliable_tail",
 ]

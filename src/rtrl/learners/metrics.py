@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +14,8 @@ def discounted_returns(cumulants: jax.Array, discounts: jax.Array) -> jax.Array:
 
     ``cumulants[t]`` and ``discounts[t]`` belong to the transition into step t, as the learners
     receive them. The last step's return is 0 (the stream is cut there): returns within about
-    10 / (1 - gamma) steps of the end are unreliable; exclude that tail when scoring.
+    10 / (1 - gamma) steps of the end are unreliable; exclude that tail (``unreliable_tail``)
+    when scoring.
     """
     next_cumulants = jnp.concatenate([cumulants[1:], jnp.zeros_like(cumulants[:1])])
     next_discounts = jnp.concatenate([discounts[1:], jnp.zeros_like(discounts[:1])])
@@ -26,6 +29,12 @@ def discounted_returns(cumulants: jax.Array, discounts: jax.Array) -> jax.Array:
         backwards, jnp.zeros_like(cumulants[0]), (next_cumulants, next_discounts), reverse=True
     )
     return returns
+
+
+def unreliable_tail(gamma: float) -> int:
+    """Steps at the end of a cut stream whose returns are too short to score: 10 / (1 - gamma),
+    where gamma^steps < 5e-5 (gamma < 1)."""
+    return math.ceil(10 / (1 - gamma))
 
 
 def binned_means(values: np.ndarray, bin_size: int) -> np.ndarray:
