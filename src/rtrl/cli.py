@@ -1,10 +1,15 @@
-"""The ``rtrl`` command line: list presets, run them, sweep them, plot runs.
+"""The ``rtrl`` command line: list presets, run them, sweep them, run studies, plot runs.
 
 rtrl list
 rtrl run PRESET [--seeds N] [--steps N | --paper] [--set key=value ...] [--out DIR]
          [--games Pong,Breakout | all] [--data DIR]          (Atari presets)
 rtrl sweep PRESET ... --grid key=v1,v2,... [--seeds N] [--steps N | --paper] [--set ...] --out DIR
-           [--games Pong,Breakout | all] [--data DIR]        (Atari presets)
+           [--games Pong,Breakout | all] [--data DIR]        (Atari presets)   [EXECUTOR]
+rtrl study list
+rtrl study run NAME [--paper] [--seeds N] [--steps N] [--set ...] [--out DIR] [--games ...]
+                    [EXECUTOR]
+    EXECUTOR: [--backend local|ray] [--workers N] (local) [--address ADDR] (ray)
+              [--cpus-per-run C] [--gpus-per-run G] (ray)
 rtrl plot RUN_DIR ... [--out FILE.png] [--log]   (multi-game Atari runs: per-game bars + table;
                                                   control runs: returns, [--smooth N])
 rtrl data check DIR [--length N]                  (validate recorded Atari streams)
@@ -64,6 +69,30 @@ def _budget_overrides(args) -> dict[str, str]:
     return overrides
 
 
+def _add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: parallel processes on this machine; ray: a Ray cluster",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="local: runs at a time (default: one per core)"
+    )
+    parser.add_argument(
+        "--address", default=None, help="ray: the cluster (auto, HOST:PORT or ray://HOST:10001)"
+    )
+    parser.add_argument("--cpus-per-run", type=float, default=1, help="ray: CPUs per run")
+    parser.add_argument("--gpus-per-run", type=float, default=0, help="ray: GPUs per run")
+
+
+def _executor(args):
+    from rtrl.experiments.executors import make_executor
+
+    return make_executor(args.backend, args.address, args.workers, args.cpus_per_run,
+                         args.gpus_per_run)  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rtrl", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     _add_budget_arguments(sweep)
     sweep.add_argument("--out", type=Path, required=True, help="sweep directory")
     sweep.add_argument("--games", default=None, help="Atari presets: Pong,Breakout,... or all")
+    _add_executor_arguments(sweep)
+    study = sub.add_parser("study", help="named grids of runs that reproduce a paper's figure")
+    study_sub = study.add_subparsers(dest="action", required=True)
+    study_sub.add_parser("list", help="studies, with the size of their default and paper grids")
+    study_run = study_sub.add_parser("run", help="run (or resume) a study and report it")
+    study_run.add_argument("name")
+    _add_budget_arguments(study_run)
+    study_run.set_defaults(seeds=None)
+    study_run.add_argument("--out", type=Path, default=None, help="study directory")
+    study_run.add_argument("--games", default=None, help="Atari studies: Pong,Breakout or all")
+    _add_executor_arguments(study_run)
     plot = sub.add_parser("plot", help="learning curves of run directories")
     plot.add_argument("runs", nargs="+", type=Path)
     plot.add_argument("--out", type=Path, default=Path("runs/plot.png"))
@@ -106,12 +146,12 @@ def main(argv: list[str] | None = None) -> int:
             from rtrl.experiments.sweep import sweep as run_sweep
 
             key, values = _parse_grid(args.grid)
-            best = run_sweep(args.presets, key, values, _check_seeds(args.seeds), args.out,
-                             _budget_overrides(args), paper=args.paper,
-                             games=_games(args.games))  # fmt: skip
-            print((args.out / "best.md").read_text(), end="")
-            print(f"wrote {args.out / 'sweep.csv'}, {args.out / 'best.md'}" +
-                  (f", {args.out / 'best.png'}" if best else ""))  # fmt: skip
+            run_sweep(args.presets, key, values, _check_seeds(args.seeds), args.out,
+                      _budget_overrides(args), paper=args.paper, games=_games(args.games),
+                      executor=_executor(args))  # fmt: skip
+            _print_report(args.out)
+        elif args.command == "study":
+            return _study_command(args)
         elif args.command == "run":
             from rtrl.experiments import engine
 
@@ -141,6 +181,48 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         return 2 if not isinstance(error, RuntimeError) else 1
     return 0
+
+
+def _print_report(out: Path) -> None:
+    """The best table a study or sweep wrote, and the files it wrote."""
+    from rtrl.experiments.studies import BEST_FILE
+
+    print((out / BEST_FILE).read_text(), end="")
+    written = sorted(p.name for p in out.iterdir() if p.is_file())
+    print(f"wrote {', '.join(written)} in {out}")
+
+
+def _study_command(args) -> int:
+    from rtrl.experiments import studies
+
+    if args.action == "list":
+        _list_studies()
+        return 0
+    if args.name not in studies.STUDIES:
+        raise KeyError(f"unknown study {args.name!r}; valid studies: "
+                       f"{', '.join(studies.STUDIES)} (rtrl study list)")  # fmt: skip
+    out = args.out or Path("runs") / "studies" / (args.name + ("-paper" if args.paper else ""))
+    seeds = None if args.seeds is None else _check_seeds(args.seeds)
+    studies.run_study(studies.STUDIES[args.name], out, _executor(args), paper=args.paper,
+                      seeds=seeds, overrides=_budget_overrides(args),
+                      games=_games(args.games))  # fmt: skip
+    _print_report(out)
+    return 0
+
+
+def _list_studies() -> None:
+    """One line per study: the size of its default grid and of the paper's."""
+    from rtrl.experiments import studies
+
+    print(f"{'study':<22} {'runs':>5} {'stream-steps':>12} {'paper runs':>10} "
+          f"{'paper stream-steps':>18} {'paper multiply-adds':>19}  description")  # fmt: skip
+    for name, study in studies.STUDIES.items():
+        size = studies.describe(study)
+        default, paper = size["default"], size["paper"]
+        macs = f"{paper['multiply_adds']:.2e}" if paper["multiply_adds"] else "-"
+        print(f"{name:<22} {default['runs']:>5} {default['stream_steps']:>12.2e} "
+              f"{paper['runs']:>10} {paper['stream_steps']:>18.2e} {macs:>19}  "
+              f"{study.description}")  # fmt: skip
 
 
 def _list_presets() -> None:

@@ -24,7 +24,7 @@ from rtrl import compiled
 from rtrl.experiments import builders
 from rtrl.experiments.loop import Program, chunks_for, run_loop
 from rtrl.experiments.plots import new_figure, plot_mean_band, save_figure
-from rtrl.experiments.results import read_curve, read_record, standard_error
+from rtrl.experiments.results import final_and_lifetime, read_curve, read_record
 
 
 def _program(init, run_chunk, seeds: int, config) -> Program:
@@ -161,13 +161,8 @@ class ReturnCurveRecorder:
             return {"steps": 0}
         steps, returns = read_curve(out)
         window = max(1, math.ceil(self.config["final_fraction"] * len(steps)))
-        final = np.nanmean(returns[:, -window:], axis=1)
-        return {
-            "steps": int(steps[-1]) if len(steps) else 0,
-            "final_return_per_seed": final.tolist(),
-            "final_return_mean": float(np.nanmean(final)),
-            "final_return_stderr": standard_error(final),
-        }
+        return {"steps": int(steps[-1]) if len(steps) else 0,
+                **final_and_lifetime(returns, window, "return")}  # fmt: skip
 
 
 def run_control(

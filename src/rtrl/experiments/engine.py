@@ -1,8 +1,11 @@
 """One entry for every experiment: ``run(config, seeds, out)`` and ``plot(run_dirs, out)``.
 
-``run`` picks the program by the configuration's ``kind`` (prediction, control) and stream
-(recorded Atari play runs one directory per game); each drives the run loop
-(``rtrl.experiments.loop``). ``plot`` reads each run directory's ``config.json`` to draw it.
+``run`` picks the program by the configuration's ``kind`` (prediction, control, alignment) and
+stream (recorded Atari play runs one directory per game); prediction and control drive the run
+loop (``rtrl.experiments.loop``), the gradient-alignment test-bed is one batched computation.
+``finished`` reads back the summary of a run directory that already holds the run, and ``scores``
+reduces a summary to the figures studies compare. ``plot`` reads each run directory's
+``config.json`` to draw it.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rtrl.experiments.results import read_record
+from rtrl.experiments.results import CONFIG_FILE, SUMMARY_FILE, read_json, read_record
 
 
 def run(
@@ -25,12 +28,16 @@ def run(
     several Atari games, the aggregate over games)."""
     if seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    if config["kind"] != "prediction" and games:
+        raise ValueError(f"--games is for Atari prediction presets, not {config['kind']} presets")
     if config["kind"] == "control":
         from rtrl.experiments.control import run_control
 
-        if games:
-            raise ValueError("--games is for Atari prediction presets, not control presets")
         return run_control(config, seeds, out, progress, stop_after)
+    if config["kind"] == "alignment":
+        from rtrl.experiments.gradient_alignment import run_alignment
+
+        return run_alignment(config, seeds, out, progress)
     if config["stream"] == "atari":
         from rtrl.experiments.atari import run_games
 
@@ -42,8 +49,62 @@ def run(
     return run_prediction(config, seeds, out, progress, stop_after)
 
 
+def finished(
+    config: dict[str, Any], seeds: int, out: Path, games: list[str] | None = None
+) -> dict[str, Any] | None:
+    """The summary of the finished run of ``config`` with ``seeds`` seeds in ``out`` (for Atari
+    games, their aggregate), or None when it has not finished; a directory holding a different
+    run is an error."""
+    if config["kind"] == "prediction" and config["stream"] == "atari":
+        games = games or [config["game"]]
+        done = [finished({**config, "game": g}, seeds, out / g) for g in games]
+        if not all(done):
+            return None
+        from rtrl.experiments.atari import summarise_games
+
+        return summarise_games(out)
+    record_path, summary_path = out / CONFIG_FILE, out / SUMMARY_FILE
+    if not record_path.exists():
+        return None
+    record = read_json(record_path)
+    if (record.get("config"), record.get("seeds")) != (config, seeds):
+        raise ValueError(
+            f"{out} holds a run with a different configuration; choose another --out "
+            "or delete that directory"
+        )
+    summary = read_json(summary_path) if summary_path.exists() else {}
+    return summary if summary.get("status") == "complete" else None
+
+
+def scores(config: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """What studies compare runs by: ``final`` (the final-window figure), its standard error
+    and ``lifetime`` for prediction (squared return error; for Atari games the normalised
+    error, mean over games) and control (return); per-estimator cosines for alignment."""
+    status = summary.get("status", "complete")
+    if config["kind"] == "alignment":
+        return {"status": status, **{k: v for k, v in summary.items() if k.startswith("cosine_")}}
+    if config["kind"] == "control":
+        name = "return"
+    elif "games" in summary:
+        name = None
+    else:
+        name = "msre"
+    keys = (("normalised_final_mean", "normalised_final_stderr", "normalised_lifetime_mean")
+            if name is None else
+            (f"final_{name}_mean", f"final_{name}_stderr", f"lifetime_{name}_mean"))  # fmt: skip
+    values = [summary.get(k) for k in keys]
+    return {"status": status,
+            **{k: float("nan") if v is None else v
+               for k, v in zip(("final", "final_stderr", "lifetime"), values)}}  # fmt: skip
+
+
 def result_line(config: dict[str, Any], summary: dict[str, Any], out: Path) -> str:
     """The headline figure of a finished run, for the command line."""
+    if config["kind"] == "alignment":
+        cosines = scores(config, summary)
+        return ("cosine with the true gradient: " + ", ".join(
+            f"{k.removeprefix('cosine_')} {v:.3f}" for k, v in cosines.items()
+            if k != "status") + f" ({out})")  # fmt: skip
     if config["kind"] == "control":
         return (f"final return {_figure(summary, 'final_return_mean')} ± "
                 f"{_figure(summary, 'final_return_stderr')} ({out})")  # fmt: skip
@@ -72,6 +133,12 @@ def plot(run_dirs: list[Path], out: Path, log_scale: bool = False, smooth: int =
         from rtrl.experiments.atari import games_table, plot_games
 
         return games_table(run_dirs) + f"wrote {plot_games(run_dirs, out)}\n"
+    if kind == "alignment":
+        from rtrl.experiments import gradient_alignment
+
+        rows = gradient_alignment.read_alignment(run_dirs)
+        written = gradient_alignment.plot(run_dirs, out)
+        return gradient_alignment.alignment_table(rows) + f"wrote {written}\n"
     if kind == "control":
         from rtrl.experiments.control import plot_control_runs
 

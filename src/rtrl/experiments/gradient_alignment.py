@@ -9,42 +9,44 @@ loss: cosine similarity and the fraction of parameters whose signs agree, mean a
 over seeds (each seed draws new parameters, inputs and targets; the coupling pattern is fixed per
 density).
 
-With ``--meta``, the head is itself learned online inside the sequence (w <- w + alpha delta h)
+With ``meta`` on, the head is itself learned online inside the sequence (w <- w + alpha delta h)
 and the estimators also carry each parameter's influence through those head updates; the truth
 is autodiff through the unrolled updates.
 
-    python -m rtrl.experiments.gradient_alignment --out runs/gradient-alignment [--meta]
+One run is one density (presets ``gradient-alignment`` and ``gradient-alignment-meta``, kind
+``alignment``); the study of that name runs the densities as a grid and draws them together:
+
+    rtrl run gradient-alignment --set density=0.5 --seeds 30
+    rtrl study run gradient-alignment --paper
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import csv
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
-from tqdm import tqdm
 
 from rtrl import cells
+from rtrl.experiments.loop import prepare_directory
 from rtrl.experiments.meta_gradient import meta_bptt_grad, meta_online_grad
 from rtrl.experiments.plots import new_figure, save_figure
-from rtrl.experiments.results import write_table
+from rtrl.experiments.results import (
+    SUMMARY_FILE,
+    read_json,
+    read_record,
+    standard_error,
+    write_json,
+    write_table,
+)
 from rtrl.gradients import bptt, make_estimator, online_value_and_grad
 
 DENSITIES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
-DEFAULT_ESTIMATORS = (
-    "full_rtrl",
-    "columnar_rtrl",
-    "snap1",
-    "uoro",
-    "tbptt_1",
-    "tbptt_2",
-    "tbptt_5",
-    "tbptt_10",
-)
+ALIGNMENT_FILE = "alignment.csv"
 
 
 def estimator_of(name: str, cell):
@@ -83,33 +85,38 @@ def alignment(estimate, truth):
     return cosine, signs
 
 
-def run_density(density, estimator_names, args, pattern_seed):
+def run_density(config: dict[str, Any], seeds: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per estimator, the cosine similarity and sign agreement of each seed (``seeds`` values)
+    at ``config["density"]``; the coupling pattern is drawn from the seed and the density."""
+    density = config["density"]
+    pattern_seed = config["seed"] + round(1000 * density)
     cell = cells.coupled_columns(
-        cells.columnar_lstm(args.columns, init_scale=args.init_scale), density, seed=pattern_seed
+        cells.columnar_lstm(config["columns"], init_scale=config["init_scale"]),
+        density,
+        seed=pattern_seed,
     )
-    keys = jax.random.split(jax.random.PRNGKey(args.seed), args.seeds)
+    keys = jax.random.split(jax.random.PRNGKey(config["seed"]), seeds)
+    inputs, steps, meta = config["inputs"], config["steps"], config["meta"]
 
     @jax.jit
     def truth_of(key):
-        params, head, xs, resets, targets, _ = make_problem(cell, key, args.inputs, args.steps)
-        if args.meta:
-            return meta_bptt_grad(cell, params, head, xs, targets, args.meta_step_size)
+        params, head, xs, resets, targets, _ = make_problem(cell, key, inputs, steps)
+        if meta:
+            return meta_bptt_grad(cell, params, head, xs, targets, config["meta_step_size"])
         return bptt.value_and_grad(cell, squared_error, params, head, xs, resets, targets)[1][0]
 
     truths = jax.vmap(truth_of)(keys)
     results = {}
-    for name in estimator_names:
+    for name in estimator_names(config):
         estimator = estimator_of(name, cell)
 
         @jax.jit
         def scores(key, truth):
-            params, head, xs, resets, targets, noise_key = make_problem(
-                cell, key, args.inputs, args.steps
-            )
+            params, head, xs, resets, targets, noise_key = make_problem(cell, key, inputs, steps)
             est_state = estimator.init(params, noise_key)
-            if args.meta:
+            if meta:
                 grads = meta_online_grad(
-                    estimator, params, head, xs, targets, args.meta_step_size, est_state
+                    estimator, params, head, xs, targets, config["meta_step_size"], est_state
                 )
             else:
                 _, (grads, _) = online_value_and_grad(
@@ -122,66 +129,90 @@ def run_density(density, estimator_names, args, pattern_seed):
     return results
 
 
+def estimator_names(config: dict[str, Any]) -> list[str]:
+    """The configuration's estimators (a comma-separated list), each checked."""
+    names = [n.strip() for n in config["estimators"].split(",") if n.strip()]
+    if not names:
+        raise ValueError("estimators is empty; give a list such as full_rtrl,columnar_rtrl,tbptt_5")
+    for name in names:
+        try:
+            estimator_of(name, cells.columnar_lstm(1))
+        except (KeyError, ValueError) as error:
+            message = error.args[0] if isinstance(error, KeyError) else str(error)
+            raise ValueError(f"estimators: {message}") from None
+    return names
+
+
 def mean_and_stderr(values: np.ndarray) -> tuple[float, float]:
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(values)))
+    return float(values.mean()), standard_error(values)
 
 
-def run(args) -> list[dict]:
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "config.json").write_text(
-        json.dumps(
-            {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, indent=2
+def run_alignment(
+    config: dict[str, Any], seeds: int, out: Path, progress: bool = True
+) -> dict[str, Any]:
+    """The alignment of every estimator at one density, into the run directory ``out``:
+    ``alignment.csv`` (one row per estimator) and ``summary.json`` (mean cosine per estimator).
+    A finished directory is read back; an unfinished one (seconds of work) starts again."""
+    if seeds < 2:
+        raise ValueError(
+            "--seeds must be at least 2 for the gradient-alignment test-bed (standard errors)"
         )
-    )
+    estimator_names(config)  # checked before anything is written
+    prepare_directory(out, {"config": config, "seeds": seeds})
+    summary_path = out / SUMMARY_FILE
+    if summary_path.exists() and read_json(summary_path)["status"] == "complete":
+        return read_json(summary_path)
     rows = []
-    for index, density in enumerate(tqdm(args.densities, desc="densities", unit="density")):
-        results = run_density(density, args.estimators, args, pattern_seed=args.seed + index)
-        for name, (cosine, signs) in results.items():
-            cos_mean, cos_se = mean_and_stderr(cosine)
-            sign_mean, sign_se = mean_and_stderr(signs)
-            rows.append(
-                {
-                    "density": density,
-                    "estimator": name,
-                    "cosine_mean": cos_mean,
-                    "cosine_stderr": cos_se,
-                    "sign_agreement_mean": sign_mean,
-                    "sign_agreement_stderr": sign_se,
-                    "seeds": args.seeds,
-                }
-            )
-    write_table(args.out / "alignment.csv", rows)
-    print_table(rows, args.estimators)
-    plot(rows, args.estimators, args.out / "alignment.png", args.meta)
-    print(f"\nwrote {args.out / 'alignment.csv'} and {args.out / 'alignment.png'}")
-    return rows
+    results = run_density(config, seeds)
+    for name, (cosine, signs) in results.items():
+        cos_mean, cos_se = mean_and_stderr(cosine)
+        sign_mean, sign_se = mean_and_stderr(signs)
+        rows.append({"density": config["density"], "estimator": name,
+                     "cosine_mean": cos_mean, "cosine_stderr": cos_se,
+                     "sign_agreement_mean": sign_mean, "sign_agreement_stderr": sign_se,
+                     "seeds": seeds})  # fmt: skip
+    write_table(out / ALIGNMENT_FILE, rows)
+    summary = {"status": "complete", "density": config["density"],
+               **{f"cosine_{r['estimator']}": r["cosine_mean"] for r in rows}}  # fmt: skip
+    write_json(summary_path, summary)
+    return summary
 
 
-def print_table(rows, estimator_names):
-    densities = sorted({r["density"] for r in rows})
-    print("\ncosine similarity with the true gradient (mean over seeds)")
-    print(f"{'density':>8}" + "".join(f"{n:>11}" for n in estimator_names))
-    for d in densities:
-        by_name = {r["estimator"]: r for r in rows if r["density"] == d}
-        print(
-            f"{d:>8.2f}" + "".join(f"{by_name[n]['cosine_mean']:>11.3f}" for n in estimator_names)
-        )
-    print("\nfraction of parameters whose gradient sign agrees with the truth")
-    print(f"{'density':>8}" + "".join(f"{n:>11}" for n in estimator_names))
-    for d in densities:
-        by_name = {r["estimator"]: r for r in rows if r["density"] == d}
-        print(
-            f"{d:>8.2f}"
-            + "".join(f"{by_name[n]['sign_agreement_mean']:>11.3f}" for n in estimator_names)
-        )
+def read_alignment(run_dirs: list[Path]) -> list[dict[str, Any]]:
+    """The rows of several runs' ``alignment.csv``, ordered by density."""
+    rows = []
+    for run_dir in run_dirs:
+        path = run_dir / ALIGNMENT_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"{run_dir} has no {ALIGNMENT_FILE}; is it an alignment run?")
+        with open(path, newline="") as f:
+            rows += [{k: v if k == "estimator" else float(v) for k, v in r.items()}
+                     for r in csv.DictReader(f)]  # fmt: skip
+    return sorted(rows, key=lambda r: r["density"])
 
 
-def plot(rows, estimator_names, path: Path, meta: bool):
+def alignment_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: one row per density, per estimator the mean cosine and (sign agreement)."""
+    names = list(dict.fromkeys(r["estimator"] for r in rows))
+    lines = ["| density | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for density in sorted({r["density"] for r in rows}):
+        by_name = {r["estimator"]: r for r in rows if r["density"] == density}
+        cells_ = [f"{by_name[n]['cosine_mean']:.3f} ({by_name[n]['sign_agreement_mean']:.3f})"
+                  if n in by_name else "–" for n in names]  # fmt: skip
+        lines.append(f"| {density:g} | " + " | ".join(cells_) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(run_dirs: list[Path], path: Path) -> Path:
+    """Cosine similarity and sign agreement against density, one line per estimator, from the
+    alignment runs in ``run_dirs`` (one per density)."""
+    rows = read_alignment(run_dirs)
+    meta = read_record(run_dirs[0])["config"]["meta"]
     fig, axes = new_figure(1, 2, figsize=(10, 4))
-    for index, name in enumerate(estimator_names):
+    for index, name in enumerate(dict.fromkeys(r["estimator"] for r in rows)):
         # Alternate line styles: some curves coincide (columnar and SnAp-1 on coupled columns).
         style = "-" if index % 2 == 0 else "--"
-        sel = sorted((r for r in rows if r["estimator"] == name), key=lambda r: r["density"])
+        sel = [r for r in rows if r["estimator"] == name]
         d = [r["density"] for r in sel]
         for ax, key in zip(axes, ("cosine", "sign_agreement")):
             mean = np.array([r[f"{key}_mean"] for r in sel])
@@ -198,48 +229,4 @@ def plot(rows, estimator_names, path: Path, meta: bool):
         + (" (meta-gradient through online head updates)" if meta else "")
         + ", coupled columnar LSTM"
     )
-    save_figure(fig, path)
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/gradient-alignment"))
-    parser.add_argument("--columns", type=int, default=20)
-    parser.add_argument("--inputs", type=int, default=50)
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--seeds", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--init-scale", type=float, default=0.5, help="columnar LSTM weights ~ U(-s, s)"
-    )
-    parser.add_argument(
-        "--densities", type=lambda s: [float(v) for v in s.split(",")], default=list(DENSITIES)
-    )
-    parser.add_argument(
-        "--estimators", type=lambda s: s.split(","), default=list(DEFAULT_ESTIMATORS)
-    )
-    parser.add_argument(
-        "--meta",
-        action="store_true",
-        help="learn the head online inside the sequence (meta-gradient variant)",
-    )
-    parser.add_argument("--meta-step-size", type=float, default=0.1)
-    args = parser.parse_args(argv)
-    for name in args.estimators:
-        try:
-            estimator_of(name, cells.columnar_lstm(1))
-        except ValueError as error:
-            parser.error(str(error))
-    if any(not 0 <= d <= 1 for d in args.densities):
-        parser.error("densities must lie in [0, 1]")
-    if args.seeds < 2:
-        parser.error("--seeds must be at least 2 (standard errors)")
-    return args
-
-
-def main(argv=None):
-    run(parse_args(argv))
-
-
-if __name__ == "__main__":
-    main()
+    return save_figure(fig, path)

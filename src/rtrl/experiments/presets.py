@@ -1,7 +1,8 @@
 """Named experiment presets: one per paper setting, each a flat configuration dictionary.
 
 Every value can be overridden from the command line with ``--set key=value``; the keys and types
-of a preset are those of ``PREDICTION_DEFAULTS`` (prediction) or ``CONTROL_DEFAULTS`` (control).
+of a preset are those of ``PREDICTION_DEFAULTS`` (prediction), ``CONTROL_DEFAULTS`` (control) or
+``ALIGNMENT_DEFAULTS`` (the gradient-alignment test-bed).
 """
 
 from __future__ import annotations
@@ -243,18 +244,18 @@ CONTROL_TRUNKS = {
     "gru-bptt": ("GRU 64, BPTT", {"cell": "dense_gru", "units": 64, "estimator": "bptt"}),
     "lru-bptt": ("LRU 180, BPTT", {"cell": "online_lru", "units": 180, "estimator": "bptt"}),
 }
-_MUJOCO_ENVS = [f"{task}-{obs}" for task in ("ant", "halfcheetah", "hopper", "walker2d")
+MUJOCO_ENVS = [f"{task}-{obs}" for task in ("ant", "halfcheetah", "hopper", "walker2d")
                 for obs in ("p", "v")]  # fmt: skip
-_POPGYM_ENVS = [f"{task}-{level}" for task in ("repeat_first", "repeat_previous", "count_recall",
+POPGYM_ENVS = [f"{task}-{level}" for task in ("repeat_first", "repeat_previous", "count_recall",
                 "autoencode", "higher_lower") for level in ("easy", "medium", "hard")]  # fmt: skip
 # POPGym: one-hot observations and returns in [-1, 1], so no normalisation; 8 parallel games.
 _POPGYM = {"normalize_obs": False, "scale_reward": False, "num_envs": 8, "rollout_length": 256,
            "step_size": 3e-4, "entropy_coef": 0.01}  # fmt: skip
 for _trunk, (_what, _trunk_config) in CONTROL_TRUNKS.items():
-    for _env in _MUJOCO_ENVS:
+    for _env in MUJOCO_ENVS:
         _control_preset(f"ppo-{_trunk}-{_env}", f"PPO on {_env.upper()} (Brax): {_what}",
                         env=_env, **_trunk_config)  # fmt: skip
-    for _env in _POPGYM_ENVS:
+    for _env in POPGYM_ENVS:
         _control_preset(f"ppo-{_trunk}-{_env}", f"PPO on POPGym {_env}: {_what}",
                         env=_env, **_trunk_config, **_POPGYM)  # fmt: skip
     _control_preset(f"ppo-{_trunk}-cartpole-p", f"PPO on CartPole-P: {_what}", env="cartpole-p",
@@ -278,6 +279,33 @@ _control_preset("ac-rtu-repeat_previous-easy",
                 "real-time actor-critic on POPGym repeat_previous-easy: linear RTU 32, RTRL",
                 env="repeat_previous-easy", cell="linear_rtu", **_AC, normalize_obs=False,
                 scale_reward=False, entropy_coef=0.01)  # fmt: skip
+
+
+# The gradient-alignment test-bed (Javed et al. 2021; rtrl.experiments.gradient_alignment): one
+# run is one coupling density, its seeds are independent problems; the study of that name runs
+# the densities as a grid.
+ALIGNMENT_DEFAULTS: dict[str, Any] = {
+    "kind": "alignment",
+    "density": 0.1,  # fraction of the other columns' h_{t-1} each column reads
+    "columns": 20,  # columnar LSTM columns
+    "init_scale": 0.5,  # weights ~ U(-init_scale, init_scale)
+    "inputs": 50,  # Bernoulli(0.5) inputs per step
+    "steps": 50,  # length of each stream
+    "paper_steps": 50,
+    # estimators by registry name, tbptt_T for truncation T (rtrl.gradients.ESTIMATORS)
+    "estimators": "full_rtrl,columnar_rtrl,snap1,uoro,tbptt_1,tbptt_2,tbptt_5,tbptt_10",
+    "meta": False,  # learn the head online inside the stream (meta-gradients)
+    "meta_step_size": 0.1,
+    "seed": 0,
+}
+_PRESETS["gradient-alignment"] = (
+    "gradient alignment of estimators on coupled columnar LSTMs (--set density=...)",
+    dict(ALIGNMENT_DEFAULTS),
+)
+_PRESETS["gradient-alignment-meta"] = (
+    "gradient alignment through online head updates (meta-gradients; --set density=...)",
+    {**ALIGNMENT_DEFAULTS, "meta": True},
+)
 
 
 def preset_names() -> list[str]:
@@ -304,12 +332,12 @@ RATES_AS_WINDOWS = {
 # Ranges of the keys that have one (every float must also be finite).
 _AT_LEAST_ONE = {"units", "steps", "paper_steps", "chunk", "bin_size", "final_window",
                  "truncation", "isi", "frame_size", "rollout_length", "num_envs", "epochs",
-                 "minibatches", "sequence_length"}  # fmt: skip
+                 "minibatches", "sequence_length", "columns", "inputs"}  # fmt: skip
 _AT_LEAST_ZERO = {"num_distractors", "stage_size", "stage_steps", "seed", "hidden", "clip",
                   "value_clip", "value_coef", "entropy_coef", "max_grad_norm",
                   "adam_eps", "input_norm_window", "feature_norm_window"}  # fmt: skip
-_UNIT_INTERVAL = {"gamma", "lambda", "gae_lambda", "final_fraction"}  # [0, 1]
-_POSITIVE = {"step_size", "norm_floor"}
+_UNIT_INTERVAL = {"gamma", "lambda", "gae_lambda", "final_fraction", "density"}  # [0, 1]
+_POSITIVE = {"step_size", "norm_floor", "init_scale", "meta_step_size"}
 # Choices of the string keys that have a fixed set.
 _CHOICES = {"resize": ("area", "bilinear")}
 

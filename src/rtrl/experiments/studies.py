@@ -1,0 +1,428 @@
+"""Studies: a paper's figure as a named grid of runs, run on any executor, then reported.
+
+A ``Study`` is grids of (presets × values of some keys), a number of seeds, which keys the best
+setting of each method is chosen over (``choose``, usually the step size), and what to draw.
+Its default budget finishes in minutes here; ``paper=True`` gives the paper's grids, budgets and
+seeds. ``run_study(study, out, executor)`` runs every run not yet finished into
+``out/PRESET/KEY=VALUE,...`` (``out/PRESET`` when the grid has no keys), and writes
+
+- ``study.csv``: one row per run (preset, the grid's values, status, final and lifetime figures
+  with the final one's standard error, multiply-adds per step, seeds, and the wall time the run
+  took in its worker, empty for runs finished by an earlier call);
+  rewritten as runs finish, so an interrupted study keeps the rows of its finished runs;
+- ``best.md``: per method (preset, and the grid's other keys), the best setting: lowest final
+  error for prediction, highest final return for control; the tables each study adds;
+- the figures the study names (``best.png`` and others).
+
+Running a study again on its directory skips finished runs and continues interrupted ones from
+their checkpoints. ``rtrl sweep`` is a study of the presets it is given over one key.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from rtrl.envs.atari import GAMES
+from rtrl.experiments import engine, presets
+from rtrl.experiments.compute import multiply_adds
+from rtrl.experiments.executors import Executor, Task
+from rtrl.experiments.gradient_alignment import DENSITIES
+from rtrl.experiments.loop import RunInterrupted, refuse_file
+from rtrl.experiments.results import write_table
+
+STUDY_FILE = "study.csv"
+BEST_FILE = "best.md"
+
+
+@dataclass(frozen=True)
+class Grid:
+    """``presets`` each run at every combination of ``values`` (key -> values, as ``--set``
+    would give them)."""
+
+    presets: tuple[str, ...]
+    values: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    description: str
+    grids: tuple[Grid, ...]
+    paper_grids: tuple[Grid, ...]
+    choose: tuple[str, ...] = ("step_size",)  # keys the best setting per method is chosen over
+    seeds: int = 3
+    paper_seeds: int = 30
+    budget: dict[str, str] = field(default_factory=dict)  # overrides at the default budget
+    games: tuple[str, ...] = ()  # Atari studies
+    paper_games: tuple[str, ...] = ()
+    # A configuration key whose values are the columns of the best table and the x-axis (or
+    # the panels) of the figure: isi, env, density.
+    column: str | None = None
+    figures: tuple[str, ...] = ("curves",)  # curves | compute | column | alignment
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a study: its preset, grid values and task."""
+
+    preset: str
+    settings: dict[str, str]
+    task: Task
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.task.config
+
+
+def run_directory(preset: str, settings: dict[str, str]) -> str:
+    return preset + ("/" + ",".join(f"{k}={v}" for k, v in settings.items()) if settings else "")
+
+
+def plan(study: Study, paper: bool = False, seeds: int | None = None,
+         overrides: dict[str, str] | None = None, games: list[str] | None = None,
+         ) -> list[PlannedRun]:  # fmt: skip
+    """Every run of the study, its configuration resolved and checked (nothing has run)."""
+    seeds = seeds or (study.paper_seeds if paper else study.seeds)
+    if seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    games = tuple(games or (study.paper_games if paper else study.games))
+    base = {**({} if paper else study.budget), **(overrides or {})}
+    runs = []
+    for grid in study.paper_grids if paper else study.grids:
+        keys = list(grid.values)
+        for preset in grid.presets:
+            for combination in itertools.product(*grid.values.values()):
+                settings = dict(zip(keys, combination))
+                config = presets.resolve(preset, {**base, **settings})
+                if paper:
+                    config["steps"] = config["paper_steps"]
+                if games and not (config["kind"] == "prediction" and config["stream"] == "atari"):
+                    raise ValueError(f"--games is for Atari prediction presets, not {preset}")
+                task = Task(config, seeds, run_directory(preset, settings), games)
+                runs.append(PlannedRun(preset, settings, task))
+    return runs
+
+
+def run_study(study: Study, out: Path, executor: Executor, paper: bool = False,
+              seeds: int | None = None, overrides: dict[str, str] | None = None,
+              games: list[str] | None = None, progress: bool = True,
+              ) -> list[dict[str, Any]]:  # fmt: skip
+    """Run (or resume) the study into ``out`` and report it; returns the best run per method
+    (rows of ``study.csv``)."""
+    runs = plan(study, paper, seeds, overrides, games)
+    refuse_file(out)
+    finished = {}  # every directory is checked before anything runs
+    for run in runs:
+        summary = engine.finished(run.config, run.task.seeds, out / run.task.directory,
+                                  list(run.task.games) or None)  # fmt: skip
+        if summary is not None:
+            finished[run.task.directory] = summary
+    out.mkdir(parents=True, exist_ok=True)
+    rows = {
+        d: _row(run, finished[d], None) for run in runs if (d := run.task.directory) in finished
+    }
+    to_run = [run for run in runs if run.task.directory not in finished]
+    by_directory = {run.task.directory: run for run in runs}
+    total = sum(run.task.stream_steps for run in runs)
+    bar = tqdm(total=total, unit="step", unit_scale=True, disable=not progress,
+               desc=f"{study.name}: {len(rows)}/{len(runs)} runs",
+               initial=sum(by_directory[d].task.stream_steps for d in rows))  # fmt: skip
+    try:
+        for task, summary in executor.run([run.task for run in to_run], out):
+            run = by_directory[task.directory]
+            rows[task.directory] = _row(run, summary, summary.get("seconds"))
+            _write_rows(out, runs, rows)
+            bar.update(task.stream_steps)
+            bar.set_description(f"{study.name}: {len(rows)}/{len(runs)} runs", refresh=False)
+    except KeyboardInterrupt:
+        raise RunInterrupted(
+            f"study interrupted with {len(rows)} of {len(runs)} runs finished; run the same "
+            f"command again to resume ({out})"
+        ) from None
+    finally:
+        bar.close()
+        executor.close()
+    _write_rows(out, runs, rows)
+    return report(study, out, runs, rows)
+
+
+def _row(run: PlannedRun, summary: dict[str, Any], seconds: float | None) -> dict[str, Any]:
+    config = run.config
+    macs = multiply_adds(config) if config["kind"] == "prediction" else ""
+    return {"preset": run.preset, **run.settings, **engine.scores(config, summary),
+            "multiply_adds": macs, "seeds": run.task.seeds,
+            "seconds": "" if seconds is None else round(seconds, 1),
+            "run": run.task.directory}  # fmt: skip
+
+
+def _write_rows(out: Path, runs: list[PlannedRun], rows: dict[str, dict[str, Any]]) -> None:
+    """study.csv in the plan's order, with the union of the rows' columns."""
+    ordered = [rows[run.task.directory] for run in runs if run.task.directory in rows]
+    if not ordered:
+        return
+    columns = list(dict.fromkeys(k for row in ordered for k in row))
+    write_table(out / STUDY_FILE, [{k: row.get(k, "") for k in columns} for row in ordered])
+
+
+def _better(config: dict[str, Any]) -> int:
+    """+1 where a higher final figure is better (returns), -1 where lower is (errors)."""
+    return 1 if config["kind"] == "control" else -1
+
+
+def best_runs(runs: list[PlannedRun], rows: dict[str, dict[str, Any]], choose: tuple[str, ...]
+              ) -> list[tuple[PlannedRun, dict[str, Any]]]:  # fmt: skip
+    """Per method (a preset and its values of the keys not chosen over), the complete run with
+    the best final figure, in the plan's order."""
+    groups: dict[tuple, list[tuple[PlannedRun, dict[str, Any]]]] = {}
+    for run in runs:
+        row = rows.get(run.task.directory)
+        if row is None or row["status"] != "complete" or math.isnan(row.get("final", math.nan)):
+            continue
+        method = (run.preset, *((k, v) for k, v in run.settings.items() if k not in choose))
+        groups.setdefault(method, []).append((run, row))
+    return [max(group, key=lambda pair: _better(pair[0].config) * pair[1]["final"])
+            for group in groups.values()]  # fmt: skip
+
+
+def report(study: Study, out: Path, runs: list[PlannedRun], rows: dict[str, dict[str, Any]]
+           ) -> list[dict[str, Any]]:  # fmt: skip
+    """Write best.md and the study's figures; returns the best rows."""
+    if "alignment" in study.figures:
+        from rtrl.experiments import gradient_alignment
+
+        run_dirs = [out / r.task.directory for r in runs if r.task.directory in rows]
+        table = gradient_alignment.alignment_table(gradient_alignment.read_alignment(run_dirs))
+        gradient_alignment.plot(run_dirs, out / "alignment.png")
+        (out / BEST_FILE).write_text(
+            "Cosine similarity with the true gradient, mean over seeds (fraction of "
+            "parameters with the right sign)\n\n" + table
+        )
+        return [rows[r.task.directory] for r in runs if r.task.directory in rows]
+    best = best_runs(runs, rows, study.choose)
+    seeds = runs[0].task.seeds if runs else 0
+    text = _best_table(best, study, seeds)
+    if best and study.column:
+        text += "\n" + _column_table(best, study.column)
+    best_dirs = [out / run.task.directory for run, _ in best]
+    if best and runs[0].task.games:
+        from rtrl.experiments.atari import games_table, plot_games
+
+        text += "\n" + games_table(best_dirs)
+        plot_games(best_dirs, out / "best.png")
+    elif best and "curves" in study.figures:
+        _plot_curves(best, out, study.column)
+    if best and "compute" in study.figures:
+        _plot_error_against_compute(best, out / "error-vs-compute.png")
+    if best and "column" in study.figures:
+        _plot_against_column(best, study.column, out / f"error-vs-{study.column}.png")
+    (out / BEST_FILE).write_text(text)
+    return [row for _, row in best]
+
+
+def _figure_name(run: PlannedRun) -> str:
+    if run.config["kind"] == "control":
+        return "final return"
+    if run.task.games:
+        return f"normalised final error (mean over {len(run.task.games)} games)"
+    return "final MSRE"
+
+
+def _best_table(best: list[tuple[PlannedRun, dict[str, Any]]], study: Study, seeds: int) -> str:
+    if not best:
+        return "No run finished.\n"
+    chosen = [k for k in study.choose if any(k in run.settings for run, _ in best)]
+    others = [k for k in dict.fromkeys(k for run, _ in best for k in run.settings)
+              if k not in study.choose]  # fmt: skip
+    header = [
+        "preset",
+        *others,
+        *(f"best {k}" for k in chosen),
+        f"{_figure_name(best[0][0])} ± s.e. over {seeds} seeds",
+        "lifetime",
+    ]
+    prediction = best[0][0].config["kind"] == "prediction"
+    if prediction:
+        header.append("multiply-adds / step")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for run, row in best:
+        cells = [
+            run.preset,
+            *(run.settings.get(k, "") for k in others),
+            *(run.settings.get(k, "") for k in chosen),
+            f"{row['final']:.4g} ± {row['final_stderr']:.2g}",
+            f"{row['lifetime']:.4g}",
+        ]
+        if prediction:
+            cells.append(f"{row['multiply_adds']:,}")
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def method_label(run: PlannedRun, column: str | None) -> str:
+    """The method a run belongs to, without the column's value in its name (the preset
+    ``ppo-rtu-cartpole-p`` is method ``ppo-rtu`` on env ``cartpole-p``)."""
+    if column is None:
+        return run.preset
+    return run.preset.removesuffix(f"-{run.config[column]}")
+
+
+def _column_table(best: list[tuple[PlannedRun, dict[str, Any]]], column: str) -> str:
+    """Methods as rows, the column key's values as columns, the best final figure in each."""
+    values = list(dict.fromkeys(run.config[column] for run, _ in best))
+    methods = list(dict.fromkeys(method_label(run, column) for run, _ in best))
+    cell = {(method_label(run, column), run.config[column]): row for run, row in best}
+    lines = ["| method | " + " | ".join(f"{column} {v}" for v in values) + " |",
+             "|---|" + "---|" * len(values)]  # fmt: skip
+    for method in methods:
+        entries = [f"{cell[method, v]['final']:.4g} ± {cell[method, v]['final_stderr']:.2g}"
+                   if (method, v) in cell else "–" for v in values]  # fmt: skip
+        lines.append(f"| {method} | " + " | ".join(entries) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot_curves(best, out: Path, column: str | None) -> None:
+    """The best runs' learning curves: ``best.png``; control studies with a column (tasks)
+    draw one figure per task, ``returns-TASK.png``."""
+    kind = best[0][0].config["kind"]
+    if kind == "control":
+        from rtrl.experiments.control import plot_control_runs
+
+        panels: dict[str, list[Path]] = {}
+        for run, _ in best:
+            name = f"returns-{run.config[column]}.png" if column else "best.png"
+            panels.setdefault(name, []).append(out / run.task.directory)
+        for name, run_dirs in panels.items():
+            plot_control_runs(run_dirs, out / name, smooth=3)
+    else:
+        from rtrl.experiments.plots import plot_runs
+
+        plot_runs([out / run.task.directory for run, _ in best], out / "best.png", log_scale=True)
+
+
+def _plot_error_against_compute(best, path: Path) -> None:
+    """Best final error against multiply-adds per step, one labelled point per method."""
+    from rtrl.experiments.plots import new_figure, save_figure
+
+    fig, ax = new_figure(figsize=(7, 4.5))
+    for run, row in best:
+        ax.errorbar(
+            row["multiply_adds"],
+            row["final"],
+            yerr=row["final_stderr"],
+            fmt="o",
+            capsize=3,
+            color="C0" if run.config["estimator"] != "tbptt" else "C1",
+        )
+        ax.annotate(run.preset, (row["multiply_adds"], row["final"]), fontsize=7,
+                    xytext=(4, 3), textcoords="offset points")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("multiply-adds per step (network and gradient estimator)")
+    ax.set_ylabel(f"{_figure_name(best[0][0])}, best step size")
+    save_figure(fig, path)
+
+
+def _plot_against_column(best, column: str, path: Path) -> None:
+    """The best final figure against a numeric key (e.g. the ISI), one line per method."""
+    import numpy as np
+
+    from rtrl.experiments.plots import new_figure, save_figure
+
+    fig, ax = new_figure(figsize=(6.5, 4.2))
+    methods = list(dict.fromkeys(method_label(run, column) for run, _ in best))
+    for method in methods:
+        points = sorted((run.config[column], row["final"], row["final_stderr"])
+                        for run, row in best if method_label(run, column) == method)  # fmt: skip
+        x, y, e = (np.array(v, float) for v in zip(*points))
+        ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=method)
+    ax.set_xlabel(column)
+    ax.set_ylabel(_figure_name(best[0][0]))
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+
+
+def describe(study: Study) -> dict[str, Any]:
+    """Size of the default and the paper grid: runs, stream-steps (steps × seeds × games) and
+    multiply-adds (prediction runs)."""
+    sizes = {}
+    for label, paper in (("default", False), ("paper", True)):
+        runs = plan(study, paper)
+        steps = sum(run.task.stream_steps for run in runs)
+        macs = sum(run.task.stream_steps * multiply_adds(run.config) for run in runs
+                   if run.config["kind"] == "prediction")  # fmt: skip
+        sizes[label] = {"runs": len(runs), "stream_steps": steps, "multiply_adds": macs,
+                        "seeds": runs[0].task.seeds}  # fmt: skip
+    return sizes
+
+
+# The named studies. Default budgets finish in minutes on this machine's 2 cores; --paper gives
+# the papers' grids, budgets and seeds.
+_CCN_STAGED = ("ccn-columnar", "ccn-constructive", "ccn")
+_CCN_TBPTT = tuple(f"ccn-tbptt-{h}-{t}" for h, t in presets.TBPTT_GRID)
+_ATARI_METHODS = ("atari-columnar", "atari-ccn", "atari-constructive", "atari-constructive-30",
+                  "atari-tbptt-6-8", "atari-tbptt-3-5", "atari-tbptt-5-7")  # fmt: skip
+
+
+def _control_presets(trunks, envs) -> tuple[str, ...]:
+    return tuple(f"ppo-{trunk}-{env}" for env in envs for trunk in trunks)
+
+
+STUDIES: dict[str, Study] = {}
+
+
+def _study(study: Study) -> None:
+    STUDIES[study.name] = study
+
+
+_study(Study(
+    "ccn-trace-patterning",
+    "CCN paper: columnar, constructive and CCN networks against 8 dense T-BPTT LSTMs on trace "
+    "patterning; best step size per method; error against compute",
+    grids=(Grid(_CCN_STAGED, {"step_size": ("1e-2", "3e-3", "1e-3")}),
+           Grid(_CCN_TBPTT, {"step_size": ("1e-3", "3e-4")})),
+    paper_grids=(Grid(_CCN_STAGED, {"step_size": ("0.3", "0.1", "0.03", "0.01", "0.003", "0.001")}),
+                 Grid(_CCN_TBPTT, {"step_size": ("1e-3", "3e-4", "1e-4", "3e-5")})),
+    seeds=3, paper_seeds=30, budget={"steps": "300000"}, figures=("curves", "compute"),
+))  # fmt: skip
+_study(Study(
+    "ccn-isi",
+    "CCN paper: CCN 16:4 against T-BPTT 15-4 as the interval to bridge grows (ISI 20-80)",
+    grids=(Grid(("isi-ccn", "isi-tbptt"), {"isi": ("20", "40", "60", "80")}),),
+    paper_grids=(Grid(("isi-ccn", "isi-tbptt"),
+                      {"isi": ("20", "30", "40", "50", "60", "70", "80")}),),
+    choose=(), seeds=3, paper_seeds=30, budget={"steps": "300000"}, column="isi",
+    figures=("curves", "column"),
+))  # fmt: skip
+_study(Study(
+    "atari-prediction",
+    "CCN paper's Atari prediction: staged networks against compute-matched T-BPTT, best step "
+    "size per method, per-game table and aggregate (needs the recorded streams)",
+    grids=(Grid(("atari-columnar", "atari-ccn", "atari-tbptt-6-8"),
+                {"step_size": ("3e-4", "1e-3")}),),
+    paper_grids=(Grid(_ATARI_METHODS, {"step_size": ("1e-4", "3e-4", "1e-3", "3e-3")}),),
+    seeds=2, paper_seeds=30, budget={"steps": "100000"}, games=("Pong", "Breakout"),
+    paper_games=GAMES,
+))  # fmt: skip
+_study(Study(
+    "rtu-control",
+    "RTU paper: PPO with RTRL trunks (linear and nonlinear RTU, online LRU) against BPTT "
+    "trunks (GRU, LRU) on partially observable MuJoCo and POPGym tasks; return curves",
+    grids=(Grid(_control_presets(("rtu", "gru-bptt"), ("cartpole-p", "repeat_previous-easy"))),),
+    paper_grids=(Grid(_control_presets(presets.CONTROL_TRUNKS,
+                                       presets.MUJOCO_ENVS + presets.POPGYM_ENVS)),),
+    choose=(), seeds=2, paper_seeds=10, budget={"steps": "40960"}, column="env",
+))  # fmt: skip
+_study(Study(
+    "gradient-alignment",
+    "gradient alignment of full RTRL, the columnar approximation, SnAp-1, UORO and T-BPTT with "
+    "BPTT on coupled columnar LSTMs, against the coupling density",
+    grids=(Grid(("gradient-alignment",), {"density": ("0", "0.1", "0.5", "1")}),),
+    paper_grids=(Grid(("gradient-alignment",),
+                      {"density": tuple(f"{d:g}" for d in DENSITIES)}),),
+    choose=(), seeds=10, paper_seeds=30, column="density", figures=("alignment",),
+))  # fmt: skip
