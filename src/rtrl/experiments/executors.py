@@ -21,6 +21,7 @@ numbers on either.
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -133,6 +134,22 @@ def run_shipped_task(
 FORWARDED_ENVIRONMENT = ("RTRL_DATA", "RTRL_CACHE")
 
 
+def unreachable(address: str, timeout: float = 5.0) -> str | None:
+    """Why nothing answers at a ``HOST:PORT`` or ``ray://HOST:PORT`` address (None when a
+    connection opens, and for ``auto``). Ray itself retries an unreachable address for
+    minutes before giving up."""
+    if address == "auto":
+        return None
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"--address {address!r}: give auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout).close()
+    except OSError as error:
+        return error.strerror or str(error) or type(error).__name__
+    return None
+
+
 class RayExecutor:
     """Runs each task as a Ray task on the cluster at ``address`` (``auto``: the one started on
     this machine with ``ray start``; ``HOST:PORT``; or ``ray://HOST:10001`` through Ray Client).
@@ -148,6 +165,12 @@ class RayExecutor:
                 "the ray backend needs Ray: pip install 'rtrl[ray]' (or use --backend local)"
             ) from None
         self.ray = ray
+        problem = unreachable(address)
+        if problem:
+            raise RuntimeError(
+                f"cannot reach a Ray cluster at {address!r} ({problem}); start one with "
+                "'ray start --head' and give its address with --address"
+            )
         environment = {k: os.environ[k] for k in FORWARDED_ENVIRONMENT if k in os.environ}
         try:
             ray.init(address=address, logging_level="ERROR", log_to_driver=False,

@@ -1,0 +1,280 @@
+"""Studies and their executors: planning, choosing the best setting, resuming, the local process
+pool, and a real Ray cluster on this machine that loses a node while a run is in flight."""
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from rtrl import cli
+from rtrl.experiments import engine, executors, presets, studies
+from rtrl.experiments.executors import LocalExecutor, Task
+from rtrl.experiments.studies import Grid, Study, plan, run_study
+
+TINY = {"steps": "4000", "chunk": "1000", "bin_size": "500", "final_window": "1000",
+        "units": "2", "stage_size": "2"}  # fmt: skip
+TINY_STUDY = Study("tiny", "two presets over two step sizes",
+                   grids=(Grid(("ccn-columnar", "ccn-tbptt-3-10"),
+                               {"step_size": ("1e-2", "1e-3")}),),
+                   paper_grids=(Grid(("ccn-columnar",), {"step_size": ("1e-2",)}),),
+                   seeds=2, paper_seeds=5, budget=TINY)  # fmt: skip
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def outputs(study_dir: Path) -> dict[str, str]:
+    """Every run's metrics and summary, by path relative to the study directory."""
+    files = sorted(study_dir.rglob("metrics.csv")) + sorted(study_dir.rglob("summary.json"))
+    return {str(p.relative_to(study_dir)): p.read_text() for p in files}
+
+
+def test_plan_expands_the_grids_with_the_budget_or_the_papers():
+    runs = plan(TINY_STUDY)
+    assert [r.task.directory for r in runs] == [
+        "ccn-columnar/step_size=1e-2", "ccn-columnar/step_size=1e-3",
+        "ccn-tbptt-3-10/step_size=1e-2", "ccn-tbptt-3-10/step_size=1e-3",
+    ]  # fmt: skip
+    assert runs[0].config["steps"] == 4000 and runs[0].config["step_size"] == 1e-2
+    assert runs[0].task.seeds == 2 and runs[0].task.stream_steps == 8000
+    paper = plan(TINY_STUDY, paper=True)
+    assert len(paper) == 1 and paper[0].task.seeds == 5
+    assert paper[0].config["steps"] == presets.resolve("ccn-columnar")["paper_steps"]
+    assert plan(TINY_STUDY, seeds=7, overrides={"steps": "8000"})[0].config["steps"] == 8000
+    with pytest.raises(KeyError, match="unknown key 'nope'"):
+        plan(TINY_STUDY, overrides={"nope": "1"})
+    with pytest.raises(ValueError, match="--games is for Atari prediction presets"):
+        plan(TINY_STUDY, games=["Pong"])
+
+
+def test_every_named_study_plans_its_default_and_paper_grids():
+    for name, study in studies.STUDIES.items():
+        sizes = studies.describe(study)
+        assert 0 < sizes["default"]["runs"] <= sizes["paper"]["runs"], name
+        assert sizes["default"]["stream_steps"] < sizes["paper"]["stream_steps"], name
+    ccn = studies.describe(studies.STUDIES["ccn-trace-patterning"])["paper"]
+    assert ccn["runs"] == 3 * 6 + 8 * 4 and ccn["seeds"] == 30
+    atari = plan(studies.STUDIES["atari-prediction"], paper=True)
+    assert len(atari[0].task.games) == 58
+
+
+def _planned(preset, value, final, status="complete"):
+    run = studies.PlannedRun(preset, {"step_size": value},
+                             Task(presets.resolve(preset), 1, f"{preset}/{value}"))  # fmt: skip
+    return run, {"status": status, "final": final, "final_stderr": 0.0, "lifetime": final}
+
+
+def test_best_setting_is_the_lowest_error_or_the_highest_return():
+    control = "ppo-rtu-cartpole-p"
+    pairs = [_planned("ccn", "1", 0.3), _planned("ccn", "2", 0.1),
+             _planned("ccn", "3", 0.0, "diverged"),
+             _planned(control, "1", 50.0), _planned(control, "2", 80.0)]  # fmt: skip
+    runs = [run for run, _ in pairs]
+    rows = {run.task.directory: row for run, row in pairs}
+    best = studies.best_runs(runs, rows, ("step_size",))
+    assert [(run.preset, run.settings["step_size"]) for run, _ in best] == [
+        ("ccn", "2"), (control, "2")]  # fmt: skip
+    # Without choosing over the step size, every setting is its own method.
+    assert len(studies.best_runs(runs, rows, ())) == 4
+
+
+def test_executor_options_and_their_errors(monkeypatch):
+    with pytest.raises(ValueError, match="--workers must be at least 1"):
+        executors.make_executor("local", workers=0)
+    with pytest.raises(ValueError, match="--address is for --backend ray"):
+        executors.make_executor("local", address="auto")
+    with pytest.raises(ValueError, match="give auto, HOST:PORT"):
+        executors.unreachable("nohost")
+    with socket.socket() as listener:  # a port nothing listens on
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+    assert executors.unreachable(f"127.0.0.1:{port}")
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(ImportError, match=r"pip install 'rtrl\[ray\]'"):
+        executors.make_executor("ray", "auto")
+
+
+def test_run_directories_travel_as_bytes(tmp_path):
+    (tmp_path / "a" / "game").mkdir(parents=True)
+    (tmp_path / "a" / "config.json").write_text("{}")
+    (tmp_path / "a" / "game" / "metrics.csv").write_bytes(b"seed,step\n")
+    files = executors.pack(tmp_path / "a")
+    assert files == {"config.json": b"{}", "game/metrics.csv": b"seed,step\n"}
+    executors.unpack(files, tmp_path / "b")
+    assert executors.pack(tmp_path / "b") == files
+    assert executors.pack(tmp_path / "missing") == {}
+
+
+@pytest.mark.slow
+def test_local_study_resumes_and_matches_one_process(tmp_path):
+    # A run left half-done by an interruption, continued by the study from its checkpoint.
+    first = plan(TINY_STUDY)[0]
+    engine.run(first.config, 2, tmp_path / "pool" / first.task.directory, progress=False,
+               stop_after=2)  # fmt: skip
+    best = run_study(TINY_STUDY, tmp_path / "pool", LocalExecutor(2), progress=False)
+    run_study(TINY_STUDY, tmp_path / "serial", LocalExecutor(1), progress=False)
+    assert outputs(tmp_path / "pool") == outputs(tmp_path / "serial")
+    rows = read_rows(tmp_path / "pool" / "study.csv")
+    assert [r["status"] for r in rows] == ["complete"] * 4
+    assert {r["preset"] for r in best} == {"ccn-columnar", "ccn-tbptt-3-10"}
+    for preset in ("ccn-columnar", "ccn-tbptt-3-10"):
+        lowest = min((r for r in rows if r["preset"] == preset), key=lambda r: float(r["final"]))
+        assert lowest["step_size"] in {b["step_size"] for b in best if b["preset"] == preset}
+    assert "| ccn-columnar | 1e-" in (tmp_path / "pool" / "best.md").read_text()
+    assert (tmp_path / "pool" / "best.png").stat().st_size > 0
+    # Again: every run is finished, so nothing runs (no wall time recorded).
+    run_study(TINY_STUDY, tmp_path / "pool", LocalExecutor(2), progress=False)
+    assert {r["seconds"] for r in read_rows(tmp_path / "pool" / "study.csv")} == {""}
+
+
+@pytest.mark.slow
+def test_study_refuses_a_directory_holding_other_runs(tmp_path):
+    run = plan(TINY_STUDY)[0]
+    engine.run({**run.config, "seed": 5}, 2, tmp_path / run.task.directory, progress=False)
+    with pytest.raises(ValueError, match="holds a run with a different configuration"):
+        run_study(TINY_STUDY, tmp_path, LocalExecutor(1), progress=False)
+    assert not (tmp_path / "study.csv").exists()  # refused before anything ran
+
+
+@pytest.mark.slow
+def test_cli_study_run_and_its_errors(tmp_path, capsys):
+    args = ["study", "run", "gradient-alignment", "--seeds", "3", "--steps", "6",
+            "--set", "columns=3", "--set", "inputs=4", "--set", "estimators=full_rtrl,tbptt_1",
+            "--out", str(tmp_path), "--workers", "1"]  # fmt: skip
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "| density | full_rtrl | tbptt_1 |" in out and "| 0.5 | 1.000 (1.000) |" in out
+    assert (tmp_path / "alignment.png").stat().st_size > 0
+    assert cli.main(["study", "run", "nope"]) == 2
+    assert "unknown study 'nope'" in capsys.readouterr().err
+    assert cli.main(["study", "run", "ccn-isi", "--games", "Pong", "--out", str(tmp_path)]) == 2
+    assert "--games is for Atari prediction presets" in capsys.readouterr().err
+    assert cli.main(["study", "run", "ccn-isi", "--set", "estimators=uoro"]) == 2
+    assert "unknown key 'estimators'" in capsys.readouterr().err
+    assert cli.main(["study", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in studies.STUDIES)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_node(*args: str) -> subprocess.Popen:
+    """``ray start --block`` in its own session (killed with its process group)."""
+    ray_command = str(Path(sys.executable).parent / "ray")
+    return subprocess.Popen(
+        [ray_command, "start", "--block", "--num-cpus=1", "--node-ip-address=127.0.0.1",
+         "--disable-usage-stats", *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+    )  # fmt: skip
+
+
+def _node_processes(node: subprocess.Popen) -> list:
+    import psutil
+
+    try:
+        root = psutil.Process(node.pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _kill_node(node: subprocess.Popen) -> None:
+    import psutil
+
+    processes = _node_processes(node)
+    for process in processes:
+        try:
+            process.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    node.wait(timeout=30)
+
+
+def _running_a_run(node: subprocess.Popen) -> bool:
+    """Whether one of the node's worker processes is executing a study run (Ray titles a
+    worker by the task it runs)."""
+    import psutil
+
+    for process in _node_processes(node):
+        try:
+            if "run_shipped_task" in " ".join(process.cmdline()):
+                return True
+        except psutil.Error:
+            pass
+    return False
+
+
+@pytest.fixture
+def ray_cluster():
+    """A head and a worker node, one CPU each, on the loopback interface."""
+    ray = pytest.importorskip("ray")
+    port = _free_port()
+    head = _start_node("--head", f"--port={port}", "--include-dashboard=false")
+    nodes = [head]
+    try:
+        address = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while executors.unreachable(address, timeout=1):
+            assert time.monotonic() < deadline, "the Ray head did not start"
+            time.sleep(0.5)
+        worker = _start_node(f"--address={address}")
+        nodes.append(worker)
+        yield address, worker
+    finally:
+        ray.shutdown()
+        for node in nodes:
+            _kill_node(node)
+
+
+@pytest.mark.slow
+def test_ray_study_survives_a_lost_node_with_the_local_numbers(ray_cluster, tmp_path):
+    address, worker = ray_cluster
+    study = Study("ray", "three runs long enough to lose a node under",
+                  grids=(Grid(("ccn-columnar",), {"step_size": ("1e-2", "3e-3", "1e-3")}),),
+                  paper_grids=(), seeds=2,
+                  budget={**TINY, "steps": "300000", "chunk": "20000", "bin_size": "10000",
+                          "final_window": "100000"})  # fmt: skip
+    executor = executors.RayExecutor(address)
+    import ray
+
+    deadline = time.monotonic() + 60
+    while ray.cluster_resources().get("CPU", 0) < 2:  # both nodes joined
+        assert time.monotonic() < deadline, "the Ray worker node did not join"
+        time.sleep(0.5)
+    killed = threading.Event()
+
+    def kill_worker_node_mid_run():
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not _running_a_run(worker):
+            time.sleep(0.1)
+        if _running_a_run(worker):
+            _kill_node(worker)
+            killed.set()
+
+    killer = threading.Thread(target=kill_worker_node_mid_run, daemon=True)
+    killer.start()
+    run_study(study, tmp_path / "ray", executor, progress=False)
+    killer.join()
+    assert killed.is_set(), "no run was seen in flight on the worker node"
+    assert [r["status"] for r in read_rows(tmp_path / "ray" / "study.csv")] == ["complete"] * 3
+    run_study(study, tmp_path / "local", LocalExecutor(2), progress=False)
+    ray_outputs, local_outputs = outputs(tmp_path / "ray"), outputs(tmp_path / "local")
+    assert len(ray_outputs) == 6 and ray_outputs == local_outputs
+    assert json.loads(ray_outputs["ccn-columnar/step_size=1e-2/summary.json"])["status"] == (
+        "complete"
+    )
