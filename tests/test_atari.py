@@ -373,7 +373,7 @@ def test_sweep_over_games_scores_the_normalised_aggregate(data_dir, tmp_path):
     assert best[0]["step_size"] == min(scores, key=scores.get)
     assert best[0]["final"] == pytest.approx(scores[best[0]["step_size"]])
     table = (tmp_path / "best.md").read_text()
-    assert "normalised final error (mean over 1 games, ± s.e. over 1 seeds)" in table
+    assert "normalised final error (mean over 1 games) ± s.e. over 1 seeds" in table
     assert f"| game | atari-tbptt-6-8 step_size={best[0]['step_size']} |" in table
     assert "| Pong | " in table and (tmp_path / "best.png").stat().st_size > 0
 

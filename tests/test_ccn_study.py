@@ -80,7 +80,7 @@ def test_bool_and_stage_overrides():
 def test_sweep_picks_the_lowest_final_error(tmp_path):
     best = sweep(["ccn-columnar"], "step_size", ["1e-2", "1e-4"], seeds=2, out=tmp_path,
                  overrides={**TINY, "units": "2", "stage_size": "2"}, progress=False)  # fmt: skip
-    with open(tmp_path / "sweep.csv") as f:
+    with open(tmp_path / "study.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and {r["step_size"] for r in rows} == {"1e-2", "1e-4"}
     lowest = min(rows, key=lambda r: float(r["final"]))

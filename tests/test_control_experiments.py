@@ -125,10 +125,6 @@ def test_control_errors_name_the_problem(capsys):
     assert "online estimator" in capsys.readouterr().err
     assert main(["run", "ppo-rtu-cartpole-p", "--set", "minibatches=7"]) == 2
     assert "minibatches" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="control preset"):
-        from rtrl.experiments.sweep import sweep
-
-        sweep(["ppo-rtu-cartpole-p"], "step_size", ["1e-3"], 1, None)
 
 
 @pytest.mark.slow

@@ -1,14 +1,14 @@
 """The gradient-alignment test-bed and its meta-gradient variant."""
 
-import csv
+import json
 
 import jax
 import jax.numpy as jnp
 import pytest
 from helpers import assert_trees_close
 
-from rtrl import cells
-from rtrl.experiments import gradient_alignment
+from rtrl import cells, cli
+from rtrl.experiments import engine, gradient_alignment, presets
 from rtrl.experiments.meta_gradient import meta_bptt_grad, meta_online_grad
 from rtrl.gradients import columnar_rtrl, full_rtrl, truncated_bptt
 
@@ -44,53 +44,56 @@ def test_meta_gradient_includes_the_head_update_path():
     assert not jnp.allclose(plain["inputs"]["W"], meta["inputs"]["W"], rtol=1e-3)
 
 
+SMALL = {"columns": "4", "inputs": "5", "steps": "8",
+         "estimators": "full_rtrl,columnar_rtrl,uoro,tbptt_8"}  # fmt: skip
+
+
 def run_small(tmp_path, meta=False):
-    args = gradient_alignment.parse_args(
-        [
-            "--out",
-            str(tmp_path),
-            "--columns",
-            "4",
-            "--inputs",
-            "5",
-            "--steps",
-            "8",
-            "--seeds",
-            "3",
-            "--densities",
-            "0,1",
-            "--estimators",
-            "full_rtrl,columnar_rtrl,uoro,tbptt_8",
-            *(["--meta"] if meta else []),
-        ]
-    )
-    return gradient_alignment.run(args)
+    """Densities 0 and 1, 3 seeds: the rows of both runs."""
+    preset = "gradient-alignment-meta" if meta else "gradient-alignment"
+    run_dirs = []
+    for density in ("0", "1"):
+        config = presets.resolve(preset, {**SMALL, "density": density})
+        summary = engine.run(config, 3, tmp_path / density, progress=False)
+        assert summary["status"] == "complete"
+        run_dirs.append(tmp_path / density)
+    return run_dirs, gradient_alignment.read_alignment(run_dirs)
 
 
 @pytest.mark.slow
-def test_alignment_experiment_writes_table_and_plot(tmp_path):
-    rows = run_small(tmp_path)
-    assert (tmp_path / "alignment.png").stat().st_size > 0
-    with open(tmp_path / "alignment.csv") as f:
-        table = list(csv.DictReader(f))
-    assert len(table) == len(rows) == 8
+def test_alignment_runs_write_table_and_plot(tmp_path, capsys):
+    run_dirs, rows = run_small(tmp_path)
+    assert len(rows) == 8
     score = {(r["estimator"], r["density"]): r["cosine_mean"] for r in rows}
     assert score[("full_rtrl", 0.0)] > 0.999999 and score[("full_rtrl", 1.0)] > 0.999999
     assert score[("tbptt_8", 1.0)] > 0.999999  # window covers the whole stream
     assert score[("columnar_rtrl", 0.0)] > 0.999999  # exact without coupling
     assert score[("columnar_rtrl", 1.0)] < 0.9999  # approximate with it
     assert score[("uoro", 1.0)] < 0.99  # one noisy sample
+    summary = json.loads((run_dirs[1] / "summary.json").read_text())
+    assert summary["cosine_full_rtrl"] == pytest.approx(score[("full_rtrl", 1.0)])
+    # A finished run is read back, not recomputed; plotting draws both densities.
+    again = engine.run(presets.resolve("gradient-alignment", {**SMALL, "density": "1"}), 3,
+                       run_dirs[1], progress=False)  # fmt: skip
+    assert again == summary
+    assert cli.main(["plot", *map(str, run_dirs), "--out", str(tmp_path / "a.png")]) == 0
+    assert "| 1 | 1.000 (1.000) |" in capsys.readouterr().out
+    assert (tmp_path / "a.png").stat().st_size > 0
 
 
 @pytest.mark.slow
 def test_alignment_meta_variant_runs(tmp_path):
-    rows = run_small(tmp_path, meta=True)
+    _, rows = run_small(tmp_path, meta=True)
     score = {(r["estimator"], r["density"]): r["cosine_mean"] for r in rows}
     assert score[("full_rtrl", 1.0)] > 0.99999
 
 
-def test_alignment_rejects_bad_arguments():
-    with pytest.raises(SystemExit):
-        gradient_alignment.parse_args(["--estimators", "columnar,rtrl9"])
-    with pytest.raises(SystemExit):
-        gradient_alignment.parse_args(["--densities", "0,1.5"])
+def test_alignment_rejects_bad_settings(tmp_path, capsys):
+    args = ["run", "gradient-alignment", "--out", str(tmp_path / "x")]
+    assert cli.main(args + ["--set", "estimators=columnar,rtrl9"]) == 2
+    assert "estimators: unknown estimator 'columnar'" in capsys.readouterr().err
+    assert cli.main(args + ["--set", "density=1.5"]) == 2
+    assert "density must lie in [0, 1]" in capsys.readouterr().err
+    assert cli.main(args + ["--seeds", "1"]) == 2
+    assert "at least 2" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -278,3 +278,24 @@ def test_ray_study_survives_a_lost_node_with_the_local_numbers(ray_cluster, tmp_
     assert json.loads(ray_outputs["ccn-columnar/step_size=1e-2/summary.json"])["status"] == (
         "complete"
     )
+
+
+@pytest.mark.slow
+def test_control_study_keeps_the_highest_return_per_trunk_and_task(tmp_path):
+    """The rtu-control study's shape at a tiny size: trunks as rows, tasks as columns, one
+    return figure per task."""
+    tiny_ppo = {"rollout_length": "32", "num_envs": "2", "minibatches": "2", "hidden": "8",
+                "units": "4", "chunk": "128", "epochs": "1", "steps": "256",
+                "sequence_length": "16"}  # fmt: skip
+    rtu_control = studies.STUDIES["rtu-control"]
+    study = Study("control", "", grids=(Grid(("ppo-rtu-cartpole-p", "ppo-gru-bptt-cartpole-p"),
+                                             {"step_size": ("1e-3", "3e-2")}),),
+                  paper_grids=(), seeds=2, budget=tiny_ppo, column=rtu_control.column)  # fmt: skip
+    best = run_study(study, tmp_path, LocalExecutor(2), progress=False)
+    rows = read_rows(tmp_path / "study.csv")
+    for preset in ("ppo-rtu-cartpole-p", "ppo-gru-bptt-cartpole-p"):
+        highest = max((r for r in rows if r["preset"] == preset), key=lambda r: float(r["final"]))
+        assert [b["step_size"] for b in best if b["preset"] == preset] == [highest["step_size"]]
+    table = (tmp_path / "best.md").read_text()
+    assert "| method | env cartpole-p |" in table and "| ppo-gru-bptt | " in table
+    assert (tmp_path / "returns-cartpole-p.png").stat().st_size > 0
