@@ -52,9 +52,9 @@ def run(
 def finished(
     config: dict[str, Any], seeds: int, out: Path, games: list[str] | None = None
 ) -> dict[str, Any] | None:
-    """The summary of the finished run of ``config`` with ``seeds`` seeds in ``out`` (for Atari
-    games, their aggregate), or None when it has not finished; a directory holding a different
-    run is an error."""
+    """The summary of the finished (complete or diverged) run of ``config`` with ``seeds`` seeds
+    in ``out`` (for Atari games, their aggregate), or None when it has not finished; a directory
+    holding a different run is an error."""
     if config["kind"] == "prediction" and config["stream"] == "atari":
         games = games or [config["game"]]
         done = [finished({**config, "game": g}, seeds, out / g) for g in games]
@@ -73,7 +73,8 @@ def finished(
             "or delete that directory"
         )
     summary = read_json(summary_path) if summary_path.exists() else {}
-    return summary if summary.get("status") == "complete" else None
+    # A diverged run would diverge again at the same step: it is finished too.
+    return summary if summary.get("status") in ("complete", "diverged") else None
 
 
 def scores(config: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:

@@ -193,7 +193,13 @@ class RayExecutor:
             while pending:
                 (ready,), _ = ray.wait(list(pending), num_returns=1)
                 task = pending.pop(ready)
-                summary, files = ray.get(ready)
+                try:
+                    summary, files = ray.get(ready)
+                except ray.exceptions.RayError as error:  # retries spent, or the task raised
+                    reason = [line for line in str(error).splitlines() if line.strip()] or [""]
+                    raise RuntimeError(
+                        f"run {task.directory} failed on the cluster: {reason[-1]}"
+                    ) from None
                 unpack(files, root / task.directory)
                 yield task, summary
         finally:

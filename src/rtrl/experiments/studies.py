@@ -133,8 +133,9 @@ def run_study(study: Study, out: Path, executor: Executor, paper: bool = False,
     bar = tqdm(total=total, unit="step", unit_scale=True, disable=not progress,
                desc=f"{study.name}: {len(rows)}/{len(runs)} runs",
                initial=sum(by_directory[d].task.stream_steps for d in rows))  # fmt: skip
+    results = executor.run([run.task for run in to_run], out)
     try:
-        for task, summary in executor.run([run.task for run in to_run], out):
+        for task, summary in results:
             run = by_directory[task.directory]
             rows[task.directory] = _row(run, summary, summary.get("seconds"))
             _write_rows(out, runs, rows)
@@ -146,6 +147,7 @@ def run_study(study: Study, out: Path, executor: Executor, paper: bool = False,
             f"command again to resume ({out})"
         ) from None
     finally:
+        results.close()  # stops the executor's work now, not when the generator is collected
         bar.close()
         executor.close()
     _write_rows(out, runs, rows)
