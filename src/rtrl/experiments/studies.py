@@ -141,7 +141,7 @@ def run_study(study: Study, out: Path, executor: Executor, paper: bool = False,
             _write_rows(out, runs, rows)
             bar.update(task.stream_steps)
             bar.set_description(f"{study.name}: {len(rows)}/{len(runs)} runs", refresh=False)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, RunInterrupted):  # here, or in a worker (its runs checkpoint)
         raise RunInterrupted(
             f"study interrupted with {len(rows)} of {len(runs)} runs finished; run the same "
             f"command again to resume ({out})"
@@ -385,11 +385,12 @@ _study(Study(
     "ccn-trace-patterning",
     "CCN paper: columnar, constructive and CCN networks against 8 dense T-BPTT LSTMs on trace "
     "patterning; best step size per method; error against compute",
-    grids=(Grid(_CCN_STAGED, {"step_size": ("1e-2", "3e-3", "1e-3")}),
+    grids=(Grid(_CCN_STAGED, {"step_size": ("3e-3", "1e-3")}),
            Grid(_CCN_TBPTT, {"step_size": ("1e-3", "3e-4")})),
     paper_grids=(Grid(_CCN_STAGED, {"step_size": ("0.3", "0.1", "0.03", "0.01", "0.003", "0.001")}),
                  Grid(_CCN_TBPTT, {"step_size": ("1e-3", "3e-4", "1e-4", "3e-5")})),
-    seeds=3, paper_seeds=30, budget={"steps": "300000"}, figures=("curves", "compute"),
+    # 1M steps: where the columnar network falls below the constant predictor (the demo).
+    seeds=3, paper_seeds=30, budget={"steps": "1000000"}, figures=("curves", "compute"),
 ))  # fmt: skip
 _study(Study(
     "ccn-isi",
@@ -397,7 +398,9 @@ _study(Study(
     grids=(Grid(("isi-ccn", "isi-tbptt"), {"isi": ("20", "40", "60", "80")}),),
     paper_grids=(Grid(("isi-ccn", "isi-tbptt"),
                       {"isi": ("20", "30", "40", "50", "60", "70", "80")}),),
-    choose=(), seeds=3, paper_seeds=30, budget={"steps": "300000"}, column="isi",
+    # The reference's step size 1e-4 learns too slowly to show in 1M steps: 1e-3 by default.
+    choose=(), seeds=3, paper_seeds=30, budget={"steps": "1000000", "step_size": "1e-3"},
+    column="isi",
     figures=("curves", "column"),
 ))  # fmt: skip
 _study(Study(
