@@ -7,7 +7,8 @@ its summary; a diverged run returns status ``diverged``. Executors run many task
 ``(task, summary)`` as each finishes:
 
 - ``LocalExecutor(workers)``: independent runs in parallel processes (``spawn``: JAX does not
-  survive ``fork``), one per core by default; with one worker, in this process.
+  survive ``fork``), one per core by default; with one worker, in this process. An error or
+  Ctrl-C stops every process at once: their runs resume from their last checkpoints.
 - ``RayExecutor(address)``: each run a Ray task with its CPU (and GPU) request. The run directory
   travels as bytes: the driver sends what the directory already holds (so an interrupted run
   continues from its checkpoint) and writes back what the task returns, so workers need no
@@ -21,6 +22,7 @@ numbers on either.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import tempfile
 import time
@@ -71,6 +73,11 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def _leave_interrupts_to_the_driver() -> None:
+    """A pool worker ignores Ctrl-C: the driver stops it (its run resumes from its checkpoint)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class LocalExecutor:
     """Runs on this machine, ``workers`` runs at a time (default: one per core)."""
 
@@ -85,17 +92,28 @@ class LocalExecutor:
                 yield task, run_task(task, root)
             return
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-        pool = ProcessPoolExecutor(
-            min(self.workers, len(tasks)), mp_context=multiprocessing.get_context("spawn")
-        )
+        workers = min(self.workers, len(tasks))
+        others = set(multiprocessing.active_children())
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_leave_interrupts_to_the_driver)  # fmt: skip
+        waiting, running = list(tasks), {}
         try:
-            futures = {pool.submit(run_task, task, root): task for task in tasks}
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        finally:  # on an error or Ctrl-C, runs not started are dropped; started ones checkpoint
-            pool.shutdown(wait=True, cancel_futures=True)
+            while waiting or running:
+                # One run per worker at a time, so nothing is queued to start after a Ctrl-C.
+                while waiting and len(running) < workers:
+                    task = waiting.pop(0)
+                    running[pool.submit(run_task, task, root)] = task
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield running.pop(future), future.result()
+            pool.shutdown()
+        finally:  # on an error or Ctrl-C, stop every run now; each resumes from its checkpoint
+            pool_processes = set(multiprocessing.active_children()) - others
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in pool_processes:
+                process.terminate()
 
     def close(self) -> None:
         pass
