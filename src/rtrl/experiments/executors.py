@@ -73,9 +73,16 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def _leave_interrupts_to_the_driver() -> None:
-    """A pool worker ignores Ctrl-C: the driver stops it (its run resumes from its checkpoint)."""
+def _prepare_worker() -> None:
+    """A pool worker ignores Ctrl-C: the driver stops it (its run resumes from its checkpoint).
+    Its progress bars, which are off, lock with a thread lock: tqdm's default, a process lock,
+    would be reported leaked when the driver stops the worker."""
+    import threading
+
+    from tqdm import tqdm
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tqdm.set_lock(threading.RLock())
 
 
 class LocalExecutor:
@@ -97,7 +104,7 @@ class LocalExecutor:
         workers = min(self.workers, len(tasks))
         others = set(multiprocessing.active_children())
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_leave_interrupts_to_the_driver)  # fmt: skip
+                                   initializer=_prepare_worker)  # fmt: skip
         waiting, running = list(tasks), {}
         try:
             while waiting or running:
