@@ -186,8 +186,8 @@ def read_alignment(run_dirs: list[Path]) -> list[dict[str, Any]]:
         if not path.exists():
             raise FileNotFoundError(f"{run_dir} has no {ALIGNMENT_FILE}; is it an alignment run?")
         with open(path, newline="") as f:
-            rows += [{k: v if k == "estimator" else float(v) for k, v in r.items()}
-                     for r in csv.DictReader(f)]  # fmt: skip
+            rows += [{k: v if k == "estimator" else int(v) if k == "seeds" else float(v)
+                      for k, v in r.items()} for r in csv.DictReader(f)]  # fmt: skip
     return sorted(rows, key=lambda r: r["density"])
 
 
