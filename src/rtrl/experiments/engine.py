@@ -68,10 +68,9 @@ def finished(
         return None
     record = read_json(record_path)
     if (record.get("config"), record.get("seeds")) != (config, seeds):
-        raise ValueError(
-            f"{out} holds a run with a different configuration; choose another --out "
-            "or delete that directory"
-        )
+        from rtrl.experiments.loop import another_run
+
+        raise another_run(out)
     summary = read_json(summary_path) if summary_path.exists() else {}
     # A diverged run would diverge again at the same step: it is finished too.
     return summary if summary.get("status") in ("complete", "diverged") else None

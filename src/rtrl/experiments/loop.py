@@ -101,16 +101,21 @@ def refuse_file(out: Path) -> None:
         raise ValueError(f"--out {out} is a file; give a directory for the run")
 
 
+def another_run(out: Path) -> ValueError:
+    """The error for a run directory that holds a run with another configuration."""
+    return ValueError(
+        f"{out} holds a run with a different configuration; choose another --out "
+        "or delete that directory"
+    )
+
+
 def prepare_directory(out: Path, record: dict[str, Any]) -> None:
     """Create ``out`` and write ``config.json``; refuse a file, or a directory holding another
     run's configuration."""
     refuse_file(out)
     config_path = out / CONFIG_FILE
     if config_path.exists() and read_json(config_path) != record:
-        raise ValueError(
-            f"{out} holds a run with a different configuration; choose another --out "
-            "or delete that directory"
-        )
+        raise another_run(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(config_path, record)
 
