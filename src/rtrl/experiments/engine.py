@@ -57,12 +57,16 @@ def finished(
     holding a different run is an error."""
     if config["kind"] == "prediction" and config["stream"] == "atari":
         games = games or [config["game"]]
-        done = [finished({**config, "game": g}, seeds, out / g) for g in games]
-        if not all(done):
+        if not all(_finished_run({**config, "game": g}, seeds, out / g) for g in games):
             return None
         from rtrl.experiments.atari import summarise_games
 
         return summarise_games(out)
+    return _finished_run(config, seeds, out)
+
+
+def _finished_run(config: dict[str, Any], seeds: int, out: Path) -> dict[str, Any] | None:
+    """``finished`` for one run directory."""
     record_path, summary_path = out / CONFIG_FILE, out / SUMMARY_FILE
     if not record_path.exists():
         return None
