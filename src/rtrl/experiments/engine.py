@@ -37,7 +37,7 @@ def run(
     if config["kind"] == "alignment":
         from rtrl.experiments.gradient_alignment import run_alignment
 
-        return run_alignment(config, seeds, out, progress)
+        return run_alignment(config, seeds, out)
     if config["stream"] == "atari":
         from rtrl.experiments.atari import run_games
 
@@ -87,19 +87,20 @@ def scores(config: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
     status = summary.get("status", "complete")
     if config["kind"] == "alignment":
         return {"status": status, **{k: v for k, v in summary.items() if k.startswith("cosine_")}}
-    if config["kind"] == "control":
-        name = "return"
-    elif "games" in summary:
-        name = None
+    if "games" in summary:  # the aggregate of a multi-game Atari run
+        final, lifetime = "normalised_final", "normalised_lifetime"
     else:
-        name = "msre"
-    keys = (("normalised_final_mean", "normalised_final_stderr", "normalised_lifetime_mean")
-            if name is None else
-            (f"final_{name}_mean", f"final_{name}_stderr", f"lifetime_{name}_mean"))  # fmt: skip
-    values = [summary.get(k) for k in keys]
-    return {"status": status,
-            **{k: float("nan") if v is None else v
-               for k, v in zip(("final", "final_stderr", "lifetime"), values)}}  # fmt: skip
+        name = "return" if config["kind"] == "control" else "msre"
+        final, lifetime = f"final_{name}", f"lifetime_{name}"
+    keys = {"final": f"{final}_mean", "final_stderr": f"{final}_stderr",
+            "lifetime": f"{lifetime}_mean"}  # fmt: skip
+    return {"status": status, **{k: _value(summary, key) for k, key in keys.items()}}
+
+
+def _value(summary: dict[str, Any], key: str) -> float:
+    """A figure of a summary; NaN where it has none (strict JSON writes NaN as null)."""
+    value = summary.get(key)
+    return float("nan") if value is None else value
 
 
 def result_line(config: dict[str, Any], summary: dict[str, Any], out: Path) -> str:
@@ -140,9 +141,7 @@ def plot(run_dirs: list[Path], out: Path, log_scale: bool = False, smooth: int =
     if kind == "alignment":
         from rtrl.experiments import gradient_alignment
 
-        rows = gradient_alignment.read_alignment(run_dirs)
-        written = gradient_alignment.plot(run_dirs, out)
-        return gradient_alignment.alignment_table(rows) + f"wrote {written}\n"
+        return gradient_alignment.report(run_dirs, out) + f"wrote {out}\n"
     if kind == "control":
         from rtrl.experiments.control import plot_control_runs
 

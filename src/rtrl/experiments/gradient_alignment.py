@@ -147,9 +147,7 @@ def mean_and_stderr(values: np.ndarray) -> tuple[float, float]:
     return float(values.mean()), standard_error(values)
 
 
-def run_alignment(
-    config: dict[str, Any], seeds: int, out: Path, progress: bool = True
-) -> dict[str, Any]:
+def run_alignment(config: dict[str, Any], seeds: int, out: Path) -> dict[str, Any]:
     """The alignment of every estimator at one density, into the run directory ``out``:
     ``alignment.csv`` (one row per estimator) and ``summary.json`` (mean cosine per estimator).
     A finished directory is read back; an unfinished one (seconds of work) starts again."""
@@ -160,7 +158,7 @@ def run_alignment(
     estimator_names(config)  # checked before anything is written
     prepare_directory(out, {"config": config, "seeds": seeds})
     summary_path = out / SUMMARY_FILE
-    if summary_path.exists() and read_json(summary_path)["status"] == "complete":
+    if summary_path.exists():  # written only when the run completes
         return read_json(summary_path)
     rows = []
     results = run_density(config, seeds)
@@ -203,11 +201,16 @@ def alignment_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(run_dirs: list[Path], path: Path) -> Path:
-    """Cosine similarity and sign agreement against density, one line per estimator, from the
-    alignment runs in ``run_dirs`` (one per density)."""
+def report(run_dirs: list[Path], path: Path) -> str:
+    """Draw the alignment runs in ``run_dirs`` (one per density) into ``path``; returns their
+    table (``alignment_table``)."""
     rows = read_alignment(run_dirs)
-    meta = read_record(run_dirs[0])["config"]["meta"]
+    plot(rows, path, meta=read_record(run_dirs[0])["config"]["meta"])
+    return alignment_table(rows)
+
+
+def plot(rows: list[dict[str, Any]], path: Path, meta: bool) -> Path:
+    """Cosine similarity and sign agreement against density, one line per estimator."""
     fig, axes = new_figure(1, 2, figsize=(10, 4))
     for index, name in enumerate(dict.fromkeys(r["estimator"] for r in rows)):
         # Alternate line styles: some curves coincide (columnar and SnAp-1 on coupled columns).

@@ -199,8 +199,7 @@ def report(study: Study, out: Path, runs: list[PlannedRun], rows: dict[str, dict
         from rtrl.experiments import gradient_alignment
 
         run_dirs = [out / r.task.directory for r in runs if r.task.directory in rows]
-        table = gradient_alignment.alignment_table(gradient_alignment.read_alignment(run_dirs))
-        gradient_alignment.plot(run_dirs, out / "alignment.png")
+        table = gradient_alignment.report(run_dirs, out / "alignment.png")
         (out / BEST_FILE).write_text(
             "Cosine similarity with the true gradient, mean over seeds (fraction of "
             "parameters with the right sign)\n\n" + table
