@@ -184,10 +184,15 @@ def _stage_inputs(
     statistics (if given) and with values the stage does not read set to zero."""
     z = _read_vector(network, state, x)
     z = jnp.broadcast_to(z, (network.num_stages,) + z.shape)
-    if stats is not None:
-        mean, variance = jax.lax.stop_gradient((stats.mean, stats.variance))
-        z = (z - mean) / jnp.sqrt(variance)
-    return jnp.where(_kept_per_stream(network, x.shape[0], stream_axes_of(x)), z, 0.0)
+    kept = _kept_per_stream(network, x.shape[0], stream_axes_of(x))
+    if stats is None:
+        return jnp.where(kept, z, 0.0)
+    mean, variance = jax.lax.stop_gradient((stats.mean, stats.variance))
+    # A division last, by a select rather than by a square root (which XLA would turn into a
+    # multiplication by its reciprocal): XLA counts a division as expensive and so computes the
+    # normalised inputs once, instead of fusing them into the projection and recomputing them
+    # for every gate and feature of the stage (a third of CCN's step with 32 seeds).
+    return jnp.where(kept, z - mean, 0.0) / jnp.where(kept, jnp.sqrt(variance), 1.0)
 
 
 def _full_rows(params: Params, stream_axes: int) -> dict[str, jax.Array]:
