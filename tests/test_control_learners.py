@@ -19,7 +19,8 @@ from rtrl.gradients.base import reset_then_step
 from rtrl.gradients.columnar import stack_per_unit
 from rtrl.learners.actor_critic import actor_critic
 from rtrl.learners.policies import categorical, diagonal_gaussian, mlp_apply
-from rtrl.learners.ppo import PPOConfig, bptt_trunk, gae, ppo, rtrl_trunk
+from rtrl.learners.ppo import PPOConfig, gae, ppo
+from rtrl.learners.trunks import bptt_trunk, rtrl_trunk
 from rtrl.spaces import Discrete
 
 pytestmark = pytest.mark.float64

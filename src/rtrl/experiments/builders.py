@@ -22,7 +22,8 @@ from rtrl.gradients import ESTIMATORS, make_estimator
 from rtrl.learners import make_optimizer, td_lambda
 from rtrl.learners.actor_critic import actor_critic
 from rtrl.learners.optim import clipped_adam
-from rtrl.learners.ppo import PPOConfig, bptt_trunk, ppo, rtrl_trunk
+from rtrl.learners.ppo import PPOConfig, ppo
+from rtrl.learners.trunks import bptt_trunk, rtrl_trunk
 from rtrl.networks.normalize import rate_of_window
 from rtrl.networks.staged import staged_network, staged_rtrl
 

@@ -1,11 +1,13 @@
 """Online learners: they take any estimator; optimisers are optax transformations."""
 
 from rtrl.learners.actor_critic import ACState, ActorCritic, actor_critic
+from rtrl.learners.impala import Impala, ImpalaConfig, ImpalaState, impala, vtrace
 from rtrl.learners.metrics import binned_means, discounted_returns, unreliable_tail
 from rtrl.learners.optim import OPTIMIZERS, make_optimizer, rmsprop_on_update
-from rtrl.learners.ppo import PPO, PPOConfig, PPOState, bptt_trunk, gae, ppo, rtrl_trunk
+from rtrl.learners.ppo import PPO, PPOConfig, PPOState, gae, ppo
 from rtrl.learners.regression import OnlineRegression, RegressionState, online_regression
 from rtrl.learners.td import TDLambda, TDState, td_lambda
+from rtrl.learners.trunks import bptt_trunk, feedforward_trunk, rtrl_trunk
 
 __all__ = [
     "ACState",
@@ -16,7 +18,12 @@ __all__ = [
     "PPOState",
     "actor_critic",
     "bptt_trunk",
+    "feedforward_trunk",
     "gae",
+    "Impala",
+    "ImpalaConfig",
+    "ImpalaState",
+    "impala",
     "make_optimizer",
     "ppo",
     "rtrl_trunk",
@@ -30,4 +37,5 @@ __all__ = [
     "rmsprop_on_update",
     "td_lambda",
     "unreliable_tail",
+    "vtrace",
 ]

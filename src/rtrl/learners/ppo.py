@@ -31,24 +31,21 @@ as many PPO implementations do.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from rtrl.cells.base import Cell, Params, State
-from rtrl.cells.base import step as cell_step
-from rtrl.gradients.base import Estimator, reset_then_step
 from rtrl.learners.optim import clipped_adam
-from rtrl.learners.policies import (
-    distribution_for,
-    mlp_apply,
-    mlp_init,
-    policy_output,
-    policy_params,
+from rtrl.learners.trunks import (
+    Carry,
+    EnvCarry,
+    Trunk,
+    act,
+    initial_envs,
+    recurrent_agent,
 )
-from rtrl.spaces import ActionSpace
 
 
 class PPOConfig(NamedTuple):
@@ -71,36 +68,7 @@ class PPOConfig(NamedTuple):
     bootstrap_truncation: bool = True  # False: a time limit ends episodes like a terminal state
 
 
-# The trunk's carry between steps: an estimator state (RTRL trunks) or a cell state (BPTT).
-Carry = Any
 Metrics = dict[str, jax.Array]
-
-
-class Trunk(NamedTuple):
-    """How the recurrent part runs: ``step(cell_params, carry, x, reset) -> (features, carry)``.
-    ``per_step`` trunks are re-run one step from stored carries (RTRL); the others over
-    sequences (BPTT). ``cell_state(carry)`` is the recurrent state inside a carry."""
-
-    cell: Cell
-    init_carry: Callable[[Params], Carry]
-    step: Callable[[Params, Carry, jax.Array, jax.Array], tuple[jax.Array, Carry]]
-    per_step: bool
-    cell_state: Callable[[Carry], State]
-
-
-def rtrl_trunk(estimator: Estimator) -> Trunk:
-    if estimator.trainable is not None:
-        raise ValueError("PPO trains every trunk parameter; staged networks are for TD")
-    return Trunk(estimator.cell, estimator.init, estimator.step, per_step=True,
-                 cell_state=lambda carry: carry.cell_state)  # fmt: skip
-
-
-def bptt_trunk(cell: Cell) -> Trunk:
-    def step(params, state, x, reset):
-        state, features = reset_then_step(cell, params, state, x, reset)
-        return features, state
-
-    return Trunk(cell, cell.initial_state, step, per_step=False, cell_state=lambda carry: carry)
 
 
 class Rollout(NamedTuple):
@@ -116,15 +84,6 @@ class Rollout(NamedTuple):
     done: jax.Array  # the episode ended on this step (the next observation starts a new one)
     truncation_value: jax.Array  # V of the observation a truncated episode ended in; else 0
     episode_return: jax.Array  # of the episode that ended here (where done)
-
-
-class EnvCarry(NamedTuple):
-    """Per environment, between steps."""
-
-    env_state: Any  # the environment's own
-    observation: jax.Array
-    reset: jax.Array
-    carry: Carry
 
 
 class PPOState(NamedTuple):
@@ -221,66 +180,22 @@ def ppo(
     receives the loss gradient; None: the reference's, Adam (step size 1e-4, eps 1e-5) after
     clipping the global norm to 0.5."""
     check_config(config, trunk)
-    space: ActionSpace = env.action_space
-    dist = distribution_for(space)
-    cell = trunk.cell
     if optimizer is None:
         optimizer = clipped_adam(1e-4, max_grad_norm=0.5, eps=1e-5)
-    hidden = [config.hidden] if config.hidden else []
-
-    def init_params(key):
-        k_enc, k_cell, k_actor, k_critic = jax.random.split(key, 4)
-        cell_inputs = config.hidden or env.observation_size
-        params = {
-            "encoder": mlp_init(k_enc, [env.observation_size, config.hidden]) if hidden else [],
-            "cell": cell.init(k_cell, cell_inputs),
-            "actor": mlp_init(
-                k_actor, [cell.num_features, *hidden, dist.output_size], last_scale=0.01
-            ),
-            "critic": mlp_init(k_critic, [cell.num_features, *hidden, 1]),
-        }
-        return {**params, **policy_params(space, params["critic"][0]["w"].dtype)}
-
-    def agent_step(params, carry, observation, reset):
-        x = mlp_apply(params["encoder"], observation, activate_last=True)
-        features, carry = trunk.step(params["cell"], carry, x, reset)
-        output = policy_output(space, mlp_apply(params["actor"], features), params)
-        return output, mlp_apply(params["critic"], features)[0], carry
-
-    def value_after(params, carry, observation):
-        """V of ``observation`` read from ``carry``, leaving the carry (and traces) as they are."""
-        x = mlp_apply(params["encoder"], observation, activate_last=True)
-        _, features = cell_step(cell, params["cell"], trunk.cell_state(carry), x)
-        return mlp_apply(params["critic"], features)[0]
+    hidden = (config.hidden,) if config.hidden else ()
+    agent = recurrent_agent(env.observation_size, env.action_space, trunk, config.hidden, hidden)
+    dist, agent_step = agent.dist, agent.step
 
     def init(key: jax.Array) -> PPOState:
         k_params, k_envs, key = jax.random.split(key, 3)
-        params = init_params(k_params)
-        env_states, observations = jax.vmap(env.reset)(jax.random.split(k_envs, config.num_envs))
-        carry = trunk.init_carry(params["cell"])
-        carries = jax.tree.map(lambda a: jnp.broadcast_to(a, (config.num_envs, *a.shape)), carry)
-        resets = jnp.ones((config.num_envs,), bool)
-        envs = EnvCarry(env_states, observations, resets, carries)
+        params = agent.init(k_params)
+        envs = initial_envs(agent, env, params, k_envs, config.num_envs)
         return PPOState(params, optimizer.init(params), envs, key)
 
     def env_step(params, envs: EnvCarry, key):
-        """One step of one environment."""
-        k_act, k_env = jax.random.split(key)
-        output, value, carry = agent_step(params, envs.carry, envs.observation, envs.reset)
-        action = dist.sample(k_act, output)
-        env_state, observation, reward, terminated, truncated, info = env.step(
-            k_env, envs.env_state, action
-        )
-        done = terminated | truncated
-        truncation_value = jnp.zeros_like(value)
-        if config.bootstrap_truncation:
-            final_value = value_after(params, carry, info["final_observation"])
-            truncation_value = jnp.where(truncated & ~terminated, final_value, 0.0)
-        record = Rollout(
-            envs.observation, envs.reset, envs.carry, action, dist.log_prob(output, action),
-            value, reward, done, truncation_value, info["episode_return"],
-        )  # fmt: skip
-        return EnvCarry(env_state, observation, done, carry), record
+        """One step of one environment, recording the carry before it."""
+        new_envs, step = act(agent, env, params, envs, key, config.bootstrap_truncation)
+        return new_envs, Rollout(carry=envs.carry, **step._asdict())
 
     def collect(params, envs: EnvCarry, key):
         def per_step(envs, step_key):
