@@ -21,14 +21,15 @@ from rtrl.envs.registry import (
 from rtrl.gradients import ESTIMATORS, make_estimator
 from rtrl.learners import make_optimizer, td_lambda
 from rtrl.learners.actor_critic import actor_critic
-from rtrl.learners.optim import clipped_adam
+from rtrl.learners.impala import ImpalaConfig, impala
+from rtrl.learners.optim import clipped_adam, clipped_rmsprop
 from rtrl.learners.ppo import PPOConfig, ppo
-from rtrl.learners.trunks import bptt_trunk, rtrl_trunk
+from rtrl.learners.trunks import FEEDFORWARD, bptt_trunk, feedforward_trunk, rtrl_trunk
 from rtrl.networks.normalize import rate_of_window
 from rtrl.networks.staged import staged_network, staged_rtrl
 
 STREAM_OPTIONS = ("isi", "num_distractors", "game", "frame_size", "resize", "gamma")
-CONTROL_LEARNERS = ("ppo", "actor_critic")
+CONTROL_LEARNERS = ("ppo", "impala", "actor_critic")
 
 
 # Prediction
@@ -119,18 +120,31 @@ def check_control_learner(config: dict[str, Any]) -> None:
     if config["env"].startswith(HOST_PREFIX) and config["learner"] != "actor_critic":
         raise ValueError(
             "Gymnasium environments (env=gym:...) run with the host-loop actor-critic "
-            "(--set learner=actor_critic); PPO needs a JAX environment"
+            "(--set learner=actor_critic); PPO and IMPALA need a JAX environment"
         )
 
 
-def build_ppo(config: dict[str, Any], env: ControlEnv):
+def build_trunk(config: dict[str, Any]):
+    """The batched learners' trunk: RTRL with an online estimator, BPTT (``estimator=bptt``), or
+    none (``cell=feedforward``: one tanh layer)."""
+    if config["cell"] == FEEDFORWARD:
+        return feedforward_trunk(config["units"])
     cell = make_cell(config["cell"], config["units"])
     if config["estimator"] == "bptt":
-        trunk = bptt_trunk(cell)
-    else:
-        trunk = rtrl_trunk(make_estimator(config["estimator"], cell))
+        return bptt_trunk(cell)
+    return rtrl_trunk(make_estimator(config["estimator"], cell))
+
+
+def build_ppo(config: dict[str, Any], env: ControlEnv):
     optimizer = clipped_adam(config["step_size"], config["max_grad_norm"], config["adam_eps"])
-    return ppo(env, trunk, PPOConfig(**{k: config[k] for k in PPOConfig._fields}), optimizer)
+    ppo_config = PPOConfig(**{k: config[k] for k in PPOConfig._fields})
+    return ppo(env, build_trunk(config), ppo_config, optimizer)
+
+
+def build_impala(config: dict[str, Any], env: ControlEnv):
+    optimizer = clipped_rmsprop(config["step_size"], config["max_grad_norm"], config["rmsprop_eps"])
+    impala_config = ImpalaConfig(**{k: config[k] for k in ImpalaConfig._fields})
+    return impala(env, build_trunk(config), impala_config, optimizer)
 
 
 def build_actor_critic(config: dict[str, Any], action_space):
@@ -151,6 +165,8 @@ def point_steps(config: dict[str, Any]) -> int:
     actor-critic bin)."""
     if config["learner"] == "ppo":
         return config["rollout_length"] * config["num_envs"]
+    if config["learner"] == "impala":
+        return config["segment_length"] * config["num_envs"]
     return config["bin_size"]
 
 

@@ -1,7 +1,8 @@
-"""Online control experiments: PPO (RTRL or BPTT trunks) and real-time actor-critic.
+"""Online control experiments: PPO and IMPALA-style V-trace (RTRL, BPTT or feed-forward
+trunks) and real-time actor-critic.
 
 A run trains ``seeds`` independent agents in one compiled, vmapped program, a chunk of
-iterations (PPO) or steps (actor-critic) per call, through the run loop
+iterations (PPO, IMPALA) or steps (actor-critic) per call, through the run loop
 (``rtrl.experiments.loop``: checkpoints, resume, divergence). Its learning curve is the mean
 undiscounted return of the episodes that ended in each interval of environment steps, appended
 to ``curve.csv`` (one column per seed) after every chunk. ``summary.json`` holds the final return
@@ -40,13 +41,19 @@ def _program(init, run_chunk, seeds: int, config) -> Program:
     return Program(lambda: init(seed_keys), run, builders.chunk_steps(config))
 
 
-def ppo_program(config: dict[str, Any], seeds: int) -> Program:
-    agent = builders.build_ppo(config, builders.control_env(config))
+def batched_program(config: dict[str, Any], seeds: int) -> Program:
+    """PPO or IMPALA: a chunk is a scan of whole iterations (a rollout or a batch of segments,
+    then the update); the loss reported is the policy loss plus the value loss."""
+    env = builders.control_env(config)
+    if config["learner"] == "ppo":
+        agent, value_loss = builders.build_ppo(config, env), "value_loss"
+    else:
+        agent, value_loss = builders.build_impala(config, env), "baseline_loss"
     iterations = builders.chunk_steps(config) // builders.point_steps(config)
 
     def run_chunk(state):
         state, metrics = jax.lax.scan(lambda s, _: agent.iteration(s), state, None, iterations)
-        loss = metrics["policy_loss"] + metrics["value_loss"]
+        loss = metrics["policy_loss"] + metrics[value_loss]
         return state, metrics["episode_return"], metrics["episodes"], loss
 
     return _program(agent.init, run_chunk, seeds, config)
@@ -127,9 +134,9 @@ def build_program(config: dict[str, Any], seeds: int) -> Program:
     builders.check_control_learner(config)
     if config["env"].startswith(builders.HOST_PREFIX):
         return host_actor_critic_program(config, seeds)
-    if config["learner"] == "ppo":
-        return ppo_program(config, seeds)
-    return actor_critic_program(config, seeds)
+    if config["learner"] == "actor_critic":
+        return actor_critic_program(config, seeds)
+    return batched_program(config, seeds)
 
 
 class ReturnCurveRecorder:

@@ -1,6 +1,6 @@
 """One entry for every experiment: ``run(config, seeds, out)`` and ``plot(run_dirs, out)``.
 
-``run`` picks the program by the configuration's ``kind`` (prediction, control, alignment) and
+``run`` picks the program by the configuration's ``kind`` (prediction, control, alignment, copy) and
 stream (recorded Atari play runs one directory per game); prediction and control drive the run
 loop (``rtrl.experiments.loop``), the gradient-alignment test-bed is one batched computation.
 ``finished`` reads back the summary of a run directory that already holds the run, and ``scores``
@@ -38,6 +38,10 @@ def run(
         from rtrl.experiments.gradient_alignment import run_alignment
 
         return run_alignment(config, seeds, out)
+    if config["kind"] == "copy":
+        from rtrl.experiments.copy_task import run_copy
+
+        return run_copy(config, seeds, out, progress, stop_after)
     if config["stream"] == "atari":
         from rtrl.experiments.atari import run_games
 
@@ -87,6 +91,9 @@ def scores(config: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
     status = summary.get("status", "complete")
     if config["kind"] == "alignment":
         return {"status": status, **{k: v for k, v in summary.items() if k.startswith("cosine_")}}
+    if config["kind"] == "copy":
+        return {"status": status, "final": _value(summary, "final_sequence_accuracy_mean"),
+                "final_stderr": _value(summary, "final_sequence_accuracy_stderr")}  # fmt: skip
     if "games" in summary:  # the aggregate of a multi-game Atari run
         final, lifetime = "normalised_final", "normalised_lifetime"
     else:
@@ -113,6 +120,11 @@ def result_line(config: dict[str, Any], summary: dict[str, Any], out: Path) -> s
     if config["kind"] == "control":
         return (f"final return {_figure(summary, 'final_return_mean')} ± "
                 f"{_figure(summary, 'final_return_stderr')} ({out})")  # fmt: skip
+    if config["kind"] == "copy":
+        return (f"validation: per-sequence accuracy "
+                f"{_figure(summary, 'final_sequence_accuracy_mean')}, per-bit "
+                f"{_figure(summary, 'final_accuracy_mean')}; sequences until every one was "
+                f"recalled: {summary.get('sequences_to_all_recalled')} ({out})")  # fmt: skip
     if config["stream"] == "atari":
         return (f"normalised final error over {len(summary['games'])} games: "
                 f"{_figure(summary, 'normalised_final_mean')} ± "

@@ -1,8 +1,8 @@
 """Named experiment presets: one per paper setting, each a flat configuration dictionary.
 
 Every value can be overridden from the command line with ``--set key=value``; the keys and types
-of a preset are those of ``PREDICTION_DEFAULTS`` (prediction), ``CONTROL_DEFAULTS`` (control) or
-``ALIGNMENT_DEFAULTS`` (the gradient-alignment test-bed).
+of a preset are those of ``PREDICTION_DEFAULTS`` (prediction), ``CONTROL_DEFAULTS`` (control),
+``ALIGNMENT_DEFAULTS`` (the gradient-alignment test-bed) or ``COPY_DEFAULTS`` (the copy task).
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ _preset("atari-elstm", "Atari prediction: eLSTM (20 units), exact RTRL",
 # hyperparameters (Ant-P): MLP(64) -> trunk -> actor/critic MLP(64), tanh.
 CONTROL_DEFAULTS: dict[str, Any] = {
     "kind": "control",
-    "learner": "ppo",  # ppo | actor_critic
+    "learner": "ppo",  # ppo | impala | actor_critic
     "env": "halfcheetah-p",  # see rtrl.envs.registry.control_env_names()
     "mujoco_backend": "spring",  # Brax backend: spring | positional | generalized | mjx
     "normalize_obs": True,
@@ -218,6 +218,14 @@ CONTROL_DEFAULTS: dict[str, Any] = {
     "hidden": 64,
     "traces": "stale",  # RTRL trunks: stale | fresh
     "sequence_length": 64,  # BPTT trunks
+    # IMPALA-style V-trace (rtrl.learners.impala.ImpalaConfig)
+    "segment_length": 50,
+    "baseline_coef": 0.5,
+    "rho_bar": 1.0,
+    "c_bar": 1.0,
+    "reward_clip": 1.0,  # rewards enter the loss clipped to [-c, c] (0: unclipped)
+    "behaviour_lag": 0,  # updates the actors' parameters trail the learner's
+    "rmsprop_eps": 0.01,
     # real-time actor-critic
     "lambda": 0.9,
     "shared_trunk": True,
@@ -261,6 +269,28 @@ for _trunk, (_what, _trunk_config) in CONTROL_TRUNKS.items():
     _control_preset(f"ppo-{_trunk}-cartpole-p", f"PPO on CartPole-P: {_what}", env="cartpole-p",
                     **_trunk_config, num_envs=4, rollout_length=512, step_size=3e-4,
                     minibatches=8, hidden=32, steps=200_000)  # fmt: skip
+# R2AC (Irie et al. 2023): IMPALA-style V-trace with an eLSTM trained by exact RTRL, against an
+# LSTM trained by T-BPTT over the segment and a feed-forward agent, same encoder and budget.
+# The reference's rules (rtrl.learners.impala.ImpalaConfig and clipped_rmsprop: RMSProp 6e-4,
+# eps 0.01, decay 0.99, gradient norm 40, entropy 0.01, losses summed over 32 segments of 50
+# steps, rewards clipped to [-1, 1]) are for Atari, ProcGen and DMLab at 50-200M steps. These
+# vector tasks run at 1/100 of that budget, so their presets update 10 times as often (8
+# segments of 20 steps) with step size 3e-3; with the reference's 6e-4 and 32 x 50 an eLSTM had
+# not left random play on RepeatPrevious-Easy after 600k steps.
+R2AC_TRUNKS = {
+    "elstm": ("eLSTM 128, exact RTRL", {"cell": "elstm", "units": 128}),
+    "lstm-tbptt": ("LSTM 128, T-BPTT over the segment",
+                   {"cell": "dense_lstm", "units": 128, "estimator": "bptt"}),
+    "ff": ("feed-forward, one tanh layer of 128", {"cell": "feedforward", "units": 128}),
+}  # fmt: skip
+_R2AC = {"learner": "impala", "num_envs": 8, "segment_length": 20, "step_size": 3e-3,
+         "max_grad_norm": 40.0, "entropy_coef": 0.01, "scale_reward": False}  # fmt: skip
+for _trunk, (_what, _trunk_config) in R2AC_TRUNKS.items():
+    for _env in POPGYM_ENVS:
+        _control_preset(f"r2ac-{_trunk}-{_env}", f"R2AC (V-trace) on POPGym {_env}: {_what}",
+                        env=_env, **_trunk_config, **_R2AC, normalize_obs=False)  # fmt: skip
+    _control_preset(f"r2ac-{_trunk}-cartpole-p", f"R2AC (V-trace) on CartPole-P: {_what}",
+                    env="cartpole-p", **_trunk_config, **_R2AC, steps=300_000)  # fmt: skip
 _AC = {
     "learner": "actor_critic",
     "units": 32,
@@ -308,6 +338,37 @@ _PRESETS["gradient-alignment-meta"] = (
 )
 
 
+# The copy task (Irie et al. 2023's diagnostic; rtrl.experiments.copy_task): one update per batch
+# of 128 fresh sequences, Adam after clipping the gradient norm to 1 (the reference's batch and
+# clipping; its step size, 3e-5, is for a 2048-unit eLSTM at L = 500, and its 10k training
+# sequences are reused for 500 epochs, where here every batch is new). Steps count sequences.
+COPY_DEFAULTS: dict[str, Any] = {
+    "kind": "copy",
+    "max_length": 50,  # L: patterns of 1..L bits
+    "cell": "elstm",
+    "units": 256,
+    "estimator": "columnar_rtrl",  # or tbptt with its truncation
+    "truncation": 10,  # T for tbptt
+    "batch_size": 128,
+    "step_size": 1e-3,
+    "max_grad_norm": 1.0,
+    "adam_eps": 1e-8,
+    "validation_size": 1000,
+    "steps": 640_000,  # training sequences per seed (5,000 updates)
+    "paper_steps": 5_000_000,  # 500 epochs of the reference's 10k sequences
+    "chunk": 12_800,  # sequences between validations (100 updates)
+    "seed": 0,
+}
+_PRESETS["copy-elstm-rtrl"] = (
+    "copy task, L = 50: eLSTM 256, exact RTRL, one update per batch of sequences",
+    dict(COPY_DEFAULTS),
+)
+_PRESETS["copy-lstm-tbptt"] = (
+    "copy task, L = 50: LSTM 256, truncated BPTT (T = 10; --set truncation=...)",
+    {**COPY_DEFAULTS, "cell": "dense_lstm", "estimator": "tbptt"},
+)
+
+
 def preset_names() -> list[str]:
     return sorted(_PRESETS)
 
@@ -332,12 +393,14 @@ RATES_AS_WINDOWS = {
 # Ranges of the keys that have one (every float must also be finite).
 _AT_LEAST_ONE = {"units", "steps", "paper_steps", "chunk", "bin_size", "final_window",
                  "truncation", "isi", "frame_size", "rollout_length", "num_envs", "epochs",
-                 "minibatches", "sequence_length", "columns", "inputs"}  # fmt: skip
+                 "minibatches", "sequence_length", "columns", "inputs",
+                 "segment_length", "max_length", "batch_size", "validation_size"}  # fmt: skip
 _AT_LEAST_ZERO = {"num_distractors", "stage_size", "stage_steps", "seed", "hidden", "clip",
                   "value_clip", "value_coef", "entropy_coef", "max_grad_norm",
-                  "adam_eps", "input_norm_window", "feature_norm_window"}  # fmt: skip
+                  "adam_eps", "input_norm_window", "feature_norm_window", "baseline_coef",
+                  "reward_clip", "behaviour_lag", "rmsprop_eps"}  # fmt: skip
 _UNIT_INTERVAL = {"gamma", "lambda", "gae_lambda", "final_fraction", "density"}  # [0, 1]
-_POSITIVE = {"step_size", "norm_floor", "init_scale", "meta_step_size"}
+_POSITIVE = {"step_size", "norm_floor", "init_scale", "meta_step_size", "rho_bar", "c_bar"}
 # Choices of the string keys that have a fixed set.
 _CHOICES = {"resize": ("area", "bilinear")}
 

@@ -173,8 +173,9 @@ def _write_rows(out: Path, runs: list[PlannedRun], rows: dict[str, dict[str, Any
 
 
 def _better(config: dict[str, Any]) -> int:
-    """+1 where a higher final figure is better (returns), -1 where lower is (errors)."""
-    return 1 if config["kind"] == "control" else -1
+    """+1 where a higher final figure is better (returns, accuracies), -1 where lower is
+    (errors)."""
+    return 1 if config["kind"] in ("control", "copy") else -1
 
 
 def best_runs(runs: list[PlannedRun], rows: dict[str, dict[str, Any]], choose: tuple[str, ...]

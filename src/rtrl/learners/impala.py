@@ -10,7 +10,8 @@ computes the V-trace targets and the IMPALA loss:
     baseline         1/2 sum_t (v_t - V(x_t))^2          (times ``baseline_coef``)
     entropy          -sum_t H(pi(. | x_t))               (times ``entropy_coef``)
 
-summed over the segment and averaged over the batch of segments, then updates once per batch.
+summed over the segment and over the batch of segments (as IMPALA's reference learners do; the
+step size, RMSProp's eps and the gradient clip assume that scale), then updates once per batch.
 
 Which parameter gets which gradient (the agent is ``rtrl.learners.trunks.recurrent_agent``):
 
@@ -44,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from rtrl.learners.optim import clipped_rmsprop
 from rtrl.learners.policies import Distribution
 from rtrl.learners.trunks import (
     Agent,
@@ -158,8 +160,7 @@ def segment_loss(
     dist: Distribution, config: ImpalaConfig, outputs: jax.Array, values: jax.Array, steps: Step
 ) -> tuple[jax.Array, Metrics]:
     """The IMPALA loss of a batch of segments from the learner's policy outputs (M, E, ...) and
-    values (M + 1, E), the last one the bootstrap value: summed over time, averaged over
-    segments."""
+    values (M + 1, E), the last one the bootstrap value, summed over time and segments."""
     log_probs = jax.vmap(jax.vmap(dist.log_prob))(outputs, steps.action)
     entropies = jax.vmap(jax.vmap(dist.entropy))(outputs)
     rewards = steps.reward
@@ -171,17 +172,14 @@ def segment_loss(
         log_rhos, rewards, values[:-1], jax.lax.stop_gradient(values[-1]), discounts,
         config.rho_bar, config.c_bar, truncation_bootstrap=config.gamma * steps.truncation_value,
     )  # fmt: skip
-    segments = values.shape[1]
-    policy_loss = -jnp.sum(returns.pg_advantages * log_probs) / segments
-    baseline_loss = 0.5 * jnp.sum((returns.targets - values[:-1]) ** 2) / segments
-    entropy = jnp.sum(entropies) / segments
+    # Sums over time and segments, not means, as in IMPALA's reference learners: the step size,
+    # RMSProp's eps and the gradient-norm clip are set for gradients of that scale.
+    policy_loss = -jnp.sum(returns.pg_advantages * log_probs)
+    baseline_loss = 0.5 * jnp.sum((returns.targets - values[:-1]) ** 2)
+    entropy = jnp.sum(entropies)
     total = policy_loss + config.baseline_coef * baseline_loss - config.entropy_coef * entropy
-    metrics = {
-        "policy_loss": policy_loss,
-        "baseline_loss": baseline_loss,
-        "entropy": entropy / values.shape[0],
-        "mean_rho": jnp.mean(jnp.exp(log_rhos)),
-    }
+    metrics = {"policy_loss": policy_loss, "baseline_loss": baseline_loss,
+               "entropy": entropy / entropies.size, "mean_rho": jnp.mean(jnp.exp(log_rhos))}
     return total, metrics  # fmt: skip
 
 
@@ -207,9 +205,7 @@ def impala(
     gradient norm to 40."""
     check_config(config)
     if optimizer is None:
-        optimizer = optax.chain(
-            optax.clip_by_global_norm(40.0), optax.rmsprop(6e-4, decay=0.99, eps=0.01)
-        )
+        optimizer = clipped_rmsprop(6e-4, max_grad_norm=40.0, eps=0.01)
     agent = recurrent_agent(env.observation_size, env.action_space, trunk, config.hidden, ())
     dist = agent.dist
     batched_step = jax.vmap(agent.step, in_axes=(None, 0, 0, 0))

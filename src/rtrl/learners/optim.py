@@ -29,11 +29,23 @@ def clipped_adam(
     return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(step_size, eps=eps))
 
 
+def clipped_rmsprop(
+    step_size: float, max_grad_norm: float = 40.0, eps: float = 0.01, decay: float = 0.99
+) -> optax.GradientTransformation:
+    """RMSProp after clipping the global gradient norm (IMPALA's, as in TorchBeast: PyTorch's
+    RMSprop, eps outside the square root, no momentum)."""
+    return optax.chain(
+        optax.clip_by_global_norm(max_grad_norm),
+        optax.rmsprop(step_size, decay=decay, eps=eps, eps_in_sqrt=False),
+    )
+
+
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "sgd": optax.sgd,
     "adam": optax.adam,
     "rmsprop_on_update": rmsprop_on_update,
     "clipped_adam": clipped_adam,
+    "clipped_rmsprop": clipped_rmsprop,
 }
 
 

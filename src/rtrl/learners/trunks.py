@@ -71,6 +71,9 @@ def bptt_trunk(cell: Cell) -> Trunk:
     return Trunk(cell, cell.initial_state, step, per_step=False, cell_state=lambda carry: carry)
 
 
+FEEDFORWARD = "feedforward"  # the feed-forward trunk's name where configurations name cells
+
+
 def feedforward_cell(units: int) -> Cell:
     """A cell without state: features tanh(W x + b), all of it readout (exact gradients)."""
 
@@ -81,7 +84,7 @@ def feedforward_cell(units: int) -> Cell:
     def readout(params, state, x):
         return jnp.tanh(mlp_apply([params], x))
 
-    return Cell("feedforward", units, units, init, lambda params: {},
+    return Cell(FEEDFORWARD, units, units, init, lambda params: {},
                 lambda params, state, x: state, readout)  # fmt: skip
 
 
