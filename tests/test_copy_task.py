@@ -90,3 +90,5 @@ def test_the_copy_run_learns_short_patterns(tmp_path, capsys):
     assert summary["final_sequence_accuracy_mean"] == 1.0
     assert all(n is not None and n <= 51200 for n in summary["sequences_to_all_recalled"])
     assert "per-sequence accuracy 1.0000" in capsys.readouterr().out
+    cli_main(["plot", str(out), "--out", str(tmp_path / "copy.png")])
+    assert (tmp_path / "copy.png").stat().st_size > 0

@@ -4,6 +4,8 @@ actors' carries across segments."""
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 from helpers import assert_trees_close
 
 from rtrl.cells import make_cell
+from rtrl.cli import main as cli_main
 from rtrl.envs.cartpole import cartpole_p
 from rtrl.envs.control import wrap_for_agents
 from rtrl.gradients import columnar_rtrl
@@ -182,3 +185,20 @@ def test_bad_configurations_are_refused():
         make_learner("rtrl", SMALL._replace(segment_length=0))
     with pytest.raises(ValueError, match="behaviour_lag"):
         make_learner("rtrl", SMALL._replace(behaviour_lag=-1))
+
+
+@pytest.mark.slow
+def test_r2ac_presets_run_through_the_command_line_and_resume(tmp_path):
+    args = ["run", "r2ac-elstm-repeat_previous-easy", "--seeds", "2", "--steps", "3200",
+            "--set", "chunk=1600"]  # fmt: skip
+    whole, halves = tmp_path / "whole", tmp_path / "halves"
+    cli_main([*args, "--out", str(whole)])
+    from rtrl.experiments import engine, presets
+
+    config = presets.resolve("r2ac-elstm-repeat_previous-easy",
+                             {"steps": "3200", "chunk": "1600"})  # fmt: skip
+    engine.run(config, 2, halves, progress=False, stop_after=1)  # stopped after one chunk
+    cli_main([*args, "--out", str(halves)])  # resumed
+    assert (whole / "curve.csv").read_text() == (halves / "curve.csv").read_text()
+    summary = json.loads((whole / "summary.json").read_text())
+    assert summary["status"] == "complete" and len(summary["final_return_per_seed"]) == 2

@@ -20,7 +20,8 @@ from rtrl import compiled
 from rtrl.cells import make_cell
 from rtrl.envs.copy_task import NUM_CLASSES, NUM_INPUTS, copy_batch
 from rtrl.experiments.loop import Program, chunks_for, run_loop
-from rtrl.experiments.results import read_seed_table, standard_error
+from rtrl.experiments.plots import new_figure, plot_mean_band, save_figure
+from rtrl.experiments.results import read_record, read_seed_table, run_name, standard_error
 from rtrl.gradients import make_estimator
 from rtrl.learners.optim import clipped_adam
 from rtrl.learners.sequence import sequence_classifier
@@ -120,3 +121,21 @@ def run_copy(
     record = {"config": config, "seeds": seeds, "steps_run": chunks * program.chunk_steps}
     return run_loop(program, CopyRecorder(config["chunk"]), out, record, chunks, progress,
                     stop_after)  # fmt: skip
+
+
+def plot_copy_runs(run_dirs: list[Path], out: Path) -> Path:
+    """Validation per-sequence and per-bit accuracy against training sequences, mean over
+    seeds +- standard error."""
+    fig, axes = new_figure(1, 2, figsize=(11, 4.2))
+    for run_dir in run_dirs:
+        config = read_record(run_dir)["config"]
+        label = f"{run_name(run_dir)} ({config['cell']} {config['units']}, {config['estimator']})"
+        for ax, column in zip(axes, ("sequence_accuracy", "accuracy")):
+            sequences, table = read_seed_table(run_dir / CopyRecorder.metrics_file,
+                                               f"validation_{column}")  # fmt: skip
+            plot_mean_band(ax, sequences, table, label)
+    for ax, what in zip(axes, ("sequences recalled without error", "bits recalled")):
+        ax.set_xlabel("training sequences")
+        ax.set_ylabel(f"validation: {what}")
+    axes[0].legend(fontsize=8)
+    return save_figure(fig, out)

@@ -158,6 +158,10 @@ def plot(run_dirs: list[Path], out: Path, log_scale: bool = False, smooth: int =
         from rtrl.experiments.control import plot_control_runs
 
         return f"wrote {plot_control_runs(run_dirs, out, smooth)}\n"
+    if kind == "copy":
+        from rtrl.experiments.copy_task import plot_copy_runs
+
+        return f"wrote {plot_copy_runs(run_dirs, out)}\n"
     from rtrl.experiments.plots import plot_runs
 
     return f"wrote {plot_runs(run_dirs, out, log_scale)}\n"

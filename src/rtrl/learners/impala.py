@@ -178,8 +178,12 @@ def segment_loss(
     baseline_loss = 0.5 * jnp.sum((returns.targets - values[:-1]) ** 2)
     entropy = jnp.sum(entropies)
     total = policy_loss + config.baseline_coef * baseline_loss - config.entropy_coef * entropy
-    metrics = {"policy_loss": policy_loss, "baseline_loss": baseline_loss,
-               "entropy": entropy / entropies.size, "mean_rho": jnp.mean(jnp.exp(log_rhos))}
+    metrics = {
+        "policy_loss": policy_loss,
+        "baseline_loss": baseline_loss,
+        "entropy": entropy / entropies.size,
+        "mean_rho": jnp.mean(jnp.exp(log_rhos)),
+    }
     return total, metrics  # fmt: skip
 
 
