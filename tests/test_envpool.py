@@ -1,0 +1,87 @@
+"""EnvPool adapters: observation layout, the Atari settings (sticky actions on), episode returns
+and same-step resets, ProcGen's memory games and the one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("envpool")
+
+from rtrl.envs import envpool_games  # noqa: E402
+from rtrl.envs.envpool_games import EnvPoolEnvs, envpool_task  # noqa: E402
+
+
+def test_atari_observations_actions_and_settings():
+    envs = EnvPoolEnvs("atari:Pong", num_envs=3, seed=1)
+    observations = envs.reset()
+    assert observations.shape == (3, 84, 84, 1) and observations.dtype == np.float32
+    assert 0.0 <= observations.min() and observations.max() <= 1.0 and observations.std() > 0
+    assert envs.action_space.n == 18  # the full action set
+    config = envs.env.spec.config
+    assert (config.frame_skip, config.repeat_action_probability, config.stack_num) == (4, 0.25, 1)
+    assert not config.episodic_life and not config.reward_clip and config.gray_scale
+    assert config.max_episode_steps == 27_000
+
+
+def frames_under(repeat_probability: float, steps: int = 60) -> np.ndarray:
+    envs = EnvPoolEnvs("atari:Breakout", num_envs=1, seed=3,
+                       repeat_action_probability=repeat_probability)  # fmt: skip
+    envs.reset()
+    actions = np.random.default_rng(0).integers(0, 18, steps)
+    return np.stack([envs.step(actions[t : t + 1]).observation[0] for t in range(steps)])
+
+
+def test_sticky_actions_are_on():
+    """The same seed and actions give other frames when actions may repeat, and the same frames
+    again when run twice."""
+    sticky = frames_under(0.25)
+    np.testing.assert_array_equal(sticky, frames_under(0.25))
+    assert not np.array_equal(sticky, frames_under(0.0))
+
+
+def test_episode_returns_and_the_next_episode_starts_on_the_same_step():
+    envs = EnvPoolEnvs("atari:Pong", num_envs=2, seed=0, max_episode_steps=150)
+    envs.reset()
+    rng = np.random.default_rng(0)
+    sums, ends, scored = np.zeros(2), 0, 0.0
+    for _ in range(400):
+        step = envs.step(rng.integers(0, 18, 2))
+        sums += step.reward
+        scored += np.abs(step.reward).sum()
+        done = step.terminated | step.truncated
+        for i in np.nonzero(done)[0]:
+            ends += 1
+            assert step.episode_return[i] == sums[i]
+            sums[i] = 0.0
+            # The returned observation starts the next episode; the final one is kept apart.
+            assert not np.array_equal(step.observation[i], step.final_observation[i])
+        assert np.isnan(step.episode_return[~done]).all()
+        np.testing.assert_array_equal(step.observation[~done], step.final_observation[~done])
+    assert ends >= 4 and scored > 0  # episodes ended, and Pong scored points within them
+
+
+def test_procgen_memory_games():
+    try:
+        envs = EnvPoolEnvs("procgen:heist", num_envs=2, seed=0)
+    except ImportError as error:
+        assert "apt-get install libqt5gui5" in str(error)
+        pytest.skip(str(error))
+    assert envs.reset().shape == (2, 64, 64, 3) and envs.action_space.n == 15
+    assert envpool_task("procgen:maze")[0] == "MazeMemory-v0"
+
+
+def test_bad_names_and_a_missing_qt_runtime_are_one_line_errors(monkeypatch):
+    with pytest.raises(ValueError, match="atari:GAME"):
+        envpool_task("procgen:coinrun")
+    with pytest.raises(ValueError, match="procgen:GAME"):
+        envpool_task("pong")
+
+    class NoQt:
+        @staticmethod
+        def make(*args, **kwargs):
+            raise ImportError("EnvPool Procgen requires the system Qt 5 runtime on Linux.")
+
+    monkeypatch.setattr(envpool_games, "_envpool", lambda: NoQt)
+    with pytest.raises(ImportError, match="apt-get install libqt5gui5"):
+        EnvPoolEnvs("procgen:heist")
