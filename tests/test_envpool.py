@@ -85,3 +85,34 @@ def test_bad_names_and_a_missing_qt_runtime_are_one_line_errors(monkeypatch):
     monkeypatch.setattr(envpool_games, "_envpool", lambda: NoQt)
     with pytest.raises(ImportError, match="apt-get install libqt5gui5"):
         EnvPoolEnvs("procgen:heist")
+
+
+def test_the_convolutional_torso_reads_images_channels_last():
+    import jax
+
+    from rtrl.learners.policies import conv_torso_apply, conv_torso_init
+
+    params = conv_torso_init(jax.random.PRNGKey(0), (84, 84, 1), 32)
+    features = conv_torso_apply(params, jax.numpy.ones((84, 84, 1)))
+    assert features.shape == (32,) and bool((features >= 0).all())
+    assert params["dense"]["w"].shape == (32, 7 * 7 * 64)  # 84 -> 20 -> 9 -> 7
+    with pytest.raises(ValueError, match="too small"):
+        conv_torso_init(jax.random.PRNGKey(0), (16, 16, 1), 32)
+
+
+@pytest.mark.slow
+def test_r2ac_runs_on_atari_through_envpool(tmp_path, capsys):
+    from rtrl.cli import main as cli_main
+
+    out = tmp_path / "pong"
+    small = ["--set", "num_envs=3", "--set", "segment_length=8", "--set", "chunk=48",
+             "--set", "hidden=32", "--set", "units=16"]  # fmt: skip
+    cli_main(["run", "r2ac-elstm-atari", "--seeds", "2", "--steps", "96", *small,
+              "--out", str(out)])  # fmt: skip
+    rows = (out / "curve.csv").read_text().splitlines()
+    assert rows[0] == "step,seed_0,seed_1" and len(rows) == 1 + 4  # two chunks of 2 segments
+    assert '"status": "complete"' in (out / "summary.json").read_text()
+    assert "final return" in capsys.readouterr().out
+    assert cli_main(["run", "r2ac-elstm-atari", "--set", "learner=ppo", *small,
+                     "--out", str(tmp_path / "ppo")]) == 2  # fmt: skip
+    assert "run with the IMPALA learner" in capsys.readouterr().err

@@ -114,9 +114,26 @@ def host_envs(config: dict[str, Any], seeds: int):
     return make_host_envs(config["env"][len(HOST_PREFIX) :], num_envs=seeds, seed=config["seed"])
 
 
+ENVPOOL_PREFIXES = ("atari:", "procgen:")
+
+
+def is_envpool(config: dict[str, Any]) -> bool:
+    return config["env"].startswith(ENVPOOL_PREFIXES)
+
+
+def envpool_envs(config: dict[str, Any], count: int):
+    """``count`` EnvPool environments for ``env = "atari:GAME"`` or ``"procgen:GAME"``."""
+    from rtrl.envs.envpool_games import EnvPoolEnvs
+
+    return EnvPoolEnvs(config["env"], num_envs=count, seed=config["seed"])
+
+
 def check_control_learner(config: dict[str, Any]) -> None:
     if config["learner"] not in CONTROL_LEARNERS:
         raise ValueError(f"unknown learner {config['learner']!r}; choose one of {CONTROL_LEARNERS}")
+    if is_envpool(config) and config["learner"] != "impala":
+        raise ValueError("EnvPool environments (atari:..., procgen:...) run with the IMPALA "
+                         "learner (--set learner=impala)")  # fmt: skip
     if config["env"].startswith(HOST_PREFIX) and config["learner"] != "actor_critic":
         raise ValueError(
             "Gymnasium environments (env=gym:...) run with the host-loop actor-critic "
@@ -141,7 +158,8 @@ def build_ppo(config: dict[str, Any], env: ControlEnv):
     return ppo(env, build_trunk(config), ppo_config, optimizer)
 
 
-def build_impala(config: dict[str, Any], env: ControlEnv):
+def build_impala(config: dict[str, Any], env):
+    """IMPALA on a JAX ``ControlEnv``, or on host environments (EnvPool's)."""
     optimizer = clipped_rmsprop(config["step_size"], config["max_grad_norm"], config["rmsprop_eps"])
     impala_config = ImpalaConfig(**{k: config[k] for k in ImpalaConfig._fields})
     return impala(env, build_trunk(config), impala_config, optimizer)

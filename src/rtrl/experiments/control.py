@@ -26,6 +26,8 @@ from rtrl.experiments import builders
 from rtrl.experiments.loop import Program, chunks_for, run_loop
 from rtrl.experiments.plots import new_figure, plot_mean_band, save_figure
 from rtrl.experiments.results import final_and_lifetime, read_curve, read_record
+from rtrl.learners.impala import Segment
+from rtrl.learners.trunks import Step
 
 
 def _program(init, run_chunk, seeds: int, config) -> Program:
@@ -130,8 +132,88 @@ def host_actor_critic_program(config: dict[str, Any], seeds: int) -> Program:
     return Program(init, run_chunk, builders.chunk_steps(config), checkpointable=False)
 
 
+def envpool_impala_program(config: dict[str, Any], seeds: int) -> Program:
+    """IMPALA on EnvPool's environments: ``num_envs`` per seed in one EnvPool batch, stepped
+    from Python; a jitted step of every seed's actors per environment step and a jitted update
+    of every seed per segment. The actors act with the learner's current parameters. Not
+    checkpointable (the emulators' state lives outside JAX)."""
+    num_envs, length = config["num_envs"], config["segment_length"]
+    envs = builders.envpool_envs(config, seeds * num_envs)
+    learner = builders.build_impala(config, envs)
+    agent, dist = learner.agent, learner.agent.dist
+    iterations = builders.chunk_steps(config) // builders.point_steps(config)
+
+    def init_seed(key):
+        k_learner, key = jax.random.split(key)
+        params, opt_state = learner.init_learner(k_learner)
+        carry = agent.trunk.init_carry(params["cell"])
+        carries = jax.tree.map(lambda a: jnp.broadcast_to(a, (num_envs, *a.shape)), carry)
+        return params, opt_state, carries, key
+
+    def act_seed(params, carries, observations, resets, key):
+        key, k_act = jax.random.split(key)
+        outputs, values, carries = jax.vmap(agent.step, in_axes=(None, 0, 0, 0))(
+            params, carries, observations, resets
+        )
+        actions = jax.vmap(dist.sample)(jax.random.split(k_act, num_envs), outputs)
+        return actions, jax.vmap(dist.log_prob)(outputs, actions), values, carries, key
+
+    def final_values_seed(params, carries, observations):
+        return jax.vmap(agent.value_after, in_axes=(None, 0, 0))(params, carries, observations)
+
+    init_all = compiled.jit(jax.vmap(init_seed))
+    act = compiled.jit(jax.vmap(act_seed))
+    final_values = compiled.jit(jax.vmap(final_values_seed))
+    update = compiled.jit(jax.vmap(learner.update))
+    seed_keys = jax.random.split(jax.random.PRNGKey(config["seed"]), seeds)
+
+    def per_seed(a: np.ndarray) -> np.ndarray:
+        return a.reshape(seeds, num_envs, *a.shape[1:])
+
+    def init():
+        return init_all(seed_keys), per_seed(envs.reset()), np.ones((seeds, num_envs), bool)
+
+    def run_chunk(state, index):
+        (params, opt_state, carries, keys), observations, resets = state
+        returns, episodes = np.zeros((seeds, iterations)), np.zeros((seeds, iterations), int)
+        losses = np.zeros((seeds, iterations))
+        for i in range(iterations):
+            first_carries, steps = carries, []
+            for _ in range(length):
+                actions, log_probs, values, carries, keys = act(
+                    params, carries, observations, resets, keys
+                )
+                result = envs.step(np.asarray(actions).reshape(-1))
+                terminated, truncated = per_seed(result.terminated), per_seed(result.truncated)
+                done = terminated | truncated
+                truncation_value = np.zeros((seeds, num_envs), np.float32)
+                cut = truncated & ~terminated
+                if config["bootstrap_truncation"] and cut.any():
+                    value = final_values(params, carries, per_seed(result.final_observation))
+                    truncation_value = np.where(cut, np.asarray(value), 0.0)
+                finished = np.nan_to_num(per_seed(result.episode_return))
+                steps.append(Step(observations, resets, actions, log_probs, values,
+                                  per_seed(result.reward).astype(np.float32), done,
+                                  truncation_value, finished))  # fmt: skip
+                observations, resets = per_seed(result.observation), done
+            stacked = jax.tree.map(lambda *a: np.stack([np.asarray(x) for x in a], 1), *steps)
+            segment = Segment(stacked, first_carries, observations, resets)
+            params, opt_state, metrics = update(params, opt_state, segment)
+            ended = stacked.done.sum(axis=(1, 2))
+            episodes[:, i] = ended
+            returns[:, i] = np.where(stacked.done, stacked.episode_return, 0.0).sum(axis=(1, 2))
+            returns[:, i] /= np.maximum(ended, 1)
+            losses[:, i] = np.asarray(metrics["policy_loss"] + metrics["baseline_loss"])
+        outputs = {"return": returns, "episodes": episodes, "loss": losses}
+        return ((params, opt_state, carries, keys), observations, resets), outputs
+
+    return Program(init, run_chunk, builders.chunk_steps(config), checkpointable=False)
+
+
 def build_program(config: dict[str, Any], seeds: int) -> Program:
     builders.check_control_learner(config)
+    if builders.is_envpool(config):
+        return envpool_impala_program(config, seeds)
     if config["env"].startswith(builders.HOST_PREFIX):
         return host_actor_critic_program(config, seeds)
     if config["learner"] == "actor_critic":

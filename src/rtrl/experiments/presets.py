@@ -291,6 +291,29 @@ for _trunk, (_what, _trunk_config) in R2AC_TRUNKS.items():
                         env=_env, **_trunk_config, **_R2AC, normalize_obs=False)  # fmt: skip
     _control_preset(f"r2ac-{_trunk}-cartpole-p", f"R2AC (V-trace) on CartPole-P: {_what}",
                     env="cartpole-p", **_trunk_config, **_R2AC, steps=300_000)  # fmt: skip
+# The pixel benchmarks, through EnvPool (rtrl.envs.envpool_games): the reference's settings as
+# they are (segments of 50 steps, 32 per update, RMSProp 6e-4; the convolutional torso into 512
+# units, then the trunk with 256 units). The default budget is a short run; --paper gives the
+# reference's 200M steps. ProcGen's levels are EnvPool's default (unlimited), where the reference
+# trained on 500.
+R2AC_PIXEL_TRUNKS = {
+    "elstm": ("eLSTM 256, exact RTRL", {"cell": "elstm", "units": 256}),
+    "lstm-tbptt": ("LSTM 256, T-BPTT over the segment",
+                   {"cell": "dense_lstm", "units": 256, "estimator": "bptt"}),
+    "ff": ("feed-forward, one tanh layer of 256", {"cell": "feedforward", "units": 256}),
+}  # fmt: skip
+_R2AC_PIXELS = {"learner": "impala", "num_envs": 32, "segment_length": 50, "step_size": 6e-4,
+                "max_grad_norm": 40.0, "entropy_coef": 0.01, "hidden": 512, "scale_reward": False,
+                "normalize_obs": False, "steps": 160_000, "paper_steps": 200_000_000,
+                "chunk": 16_000}  # fmt: skip
+for _trunk, (_what, _trunk_config) in R2AC_PIXEL_TRUNKS.items():
+    _control_preset(f"r2ac-{_trunk}-atari",
+                    f"R2AC on Atari (EnvPool; atari:Pong, --set env=atari:GAME): {_what}",
+                    env="atari:Pong", **_trunk_config, **_R2AC_PIXELS)  # fmt: skip
+    for _game in ("caveflyer", "dodgeball", "heist", "jumper", "maze", "miner"):
+        _control_preset(f"r2ac-{_trunk}-procgen-{_game}",
+                        f"R2AC on ProcGen {_game} (memory mode, EnvPool): {_what}",
+                        env=f"procgen:{_game}", **_trunk_config, **_R2AC_PIXELS)  # fmt: skip
 _AC = {
     "learner": "actor_critic",
     "units": 32,

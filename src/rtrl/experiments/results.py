@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -129,13 +130,17 @@ def read_curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def final_and_lifetime(table: np.ndarray, window: int, name: str) -> dict[str, Any]:
     """Per-seed means of the last ``window`` points and of all points of a (seeds, points)
-    table, with their mean and standard error over seeds, keyed ``{final,lifetime}_{name}_*``."""
+    table, with their mean and standard error over seeds, keyed ``{final,lifetime}_{name}_*``.
+    Points without a value (NaN: no episode ended there) are left out; NaN where none is left."""
     summary: dict[str, Any] = {}
-    final = np.nanmean(table[:, -window:], axis=1)
-    lifetime = np.nanmean(table, axis=1)
-    for prefix, per_seed in (("final", final), ("lifetime", lifetime)):
+    with warnings.catch_warnings():  # a seed or a window without any value gives NaN, silently
+        warnings.simplefilter("ignore", RuntimeWarning)
+        final = np.nanmean(table[:, -window:], axis=1)
+        lifetime = np.nanmean(table, axis=1)
+        means = [float(np.nanmean(per_seed)) for per_seed in (final, lifetime)]
+    for prefix, per_seed, mean in (("final", final, means[0]), ("lifetime", lifetime, means[1])):
         summary[f"{prefix}_{name}_per_seed"] = per_seed.tolist()
-        summary[f"{prefix}_{name}_mean"] = float(np.nanmean(per_seed))
+        summary[f"{prefix}_{name}_mean"] = mean
         summary[f"{prefix}_{name}_stderr"] = standard_error(per_seed)
     return summary
 

@@ -146,14 +146,27 @@ class ImpalaState(NamedTuple):
 
 class Impala(NamedTuple):
     agent: Agent
-    init: Callable[[jax.Array], ImpalaState]
-    iteration: Callable[[ImpalaState], tuple[ImpalaState, Metrics]]  # one segment and update
-    # (behaviour params, envs, key) -> (envs, segment)
-    collect: Callable[[optax.Params, EnvCarry, jax.Array], tuple[EnvCarry, Segment]]
+    # key -> (params, optimiser state): the learner alone (actors stepping host environments)
+    init_learner: Callable[[jax.Array], tuple[optax.Params, optax.OptState]]
+    # (params, opt_state, segment) -> (params, opt_state, metrics): one update
+    update: Callable[..., tuple[optax.Params, optax.OptState, Metrics]]
     # (params, segment) -> (policy outputs (M, E, ...), values (M + 1, E)): the re-run segment
     unroll: Callable[[optax.Params, Segment], tuple[jax.Array, jax.Array]]
     # (params, segment) -> (loss, metrics): ``segment_loss`` of the re-run segment
     loss: Callable[[optax.Params, Segment], tuple[jax.Array, Metrics]]
+    # With a JAX environment, actors and learner compiled together (None for host ones):
+    init: Callable[[jax.Array], ImpalaState] | None
+    iteration: Callable[[ImpalaState], tuple[ImpalaState, Metrics]] | None  # segment + update
+    # (behaviour params, envs, key) -> (envs, segment)
+    collect: Callable[[optax.Params, EnvCarry, jax.Array], tuple[EnvCarry, Segment]] | None
+
+
+def segment_metrics(segment: Segment) -> Metrics:
+    """Episodes that ended in the segment and their mean undiscounted return."""
+    steps = segment.steps
+    finished = steps.done.sum()
+    total = jnp.sum(jnp.where(steps.done, steps.episode_return, 0.0))
+    return {"episodes": finished, "episode_return": total / jnp.maximum(finished, 1)}
 
 
 def segment_loss(
@@ -203,23 +216,31 @@ def impala(
     config: ImpalaConfig = ImpalaConfig(),
     optimizer: optax.GradientTransformation | None = None,
 ) -> Impala:
-    """The learner on a JAX ``ControlEnv`` (wrapped with ``auto_reset`` and
-    ``record_episode_returns``). ``optimizer`` receives the loss gradient; None: the
+    """The learner for ``env``: a JAX ``ControlEnv`` (wrapped with ``auto_reset`` and
+    ``record_episode_returns``), whose actors are compiled with the learner; or host
+    environments with ``observation_shape`` and ``action_space`` (EnvPool's), stepped by a host
+    loop through ``agent`` and ``update``. ``optimizer`` receives the loss gradient; None: the
     reference's, RMSProp (step size 6e-4, decay 0.99, eps 0.01) after clipping the global
     gradient norm to 40."""
     check_config(config)
     if optimizer is None:
         optimizer = clipped_rmsprop(6e-4, max_grad_norm=40.0, eps=0.01)
-    agent = recurrent_agent(env.observation_size, env.action_space, trunk, config.hidden, ())
+    compiled_env = not hasattr(env, "observation_shape")  # host environments declare it
+    shape = env.observation_size if compiled_env else env.observation_shape
+    agent = recurrent_agent(shape, env.action_space, trunk, config.hidden, ())
     dist = agent.dist
     batched_step = jax.vmap(agent.step, in_axes=(None, 0, 0, 0))
 
+    def init_learner(key: jax.Array):
+        params = agent.init(key)
+        return params, optimizer.init(params)
+
     def init(key: jax.Array) -> ImpalaState:
         k_params, k_envs, key = jax.random.split(key, 3)
-        params = agent.init(k_params)
+        params, opt_state = init_learner(k_params)
         envs = initial_envs(agent, env, params, k_envs, config.num_envs)
         behaviour = (params,) * (config.behaviour_lag + 1)
-        return ImpalaState(params, optimizer.init(params), behaviour, envs, key)
+        return ImpalaState(params, opt_state, behaviour, envs, key)
 
     def collect(params, envs: EnvCarry, key):
         def per_step(envs, step_key):
@@ -250,21 +271,19 @@ def impala(
         outputs, values = unroll(params, segment)
         return segment_loss(dist, config, outputs, values, segment.steps)
 
+    def update(params, opt_state, segment: Segment):
+        grads, metrics = jax.grad(loss, has_aux=True)(params, segment)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, metrics
+
     def iteration(state: ImpalaState):
         k_collect, key = jax.random.split(state.key)
         envs, segment = collect(state.behaviour[0], state.envs, k_collect)
-        grads, metrics = jax.grad(loss, has_aux=True)(state.params, segment)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        finished = segment.steps.done.sum()
-        metrics = {
-            **metrics,
-            "episodes": finished,
-            "episode_return": jnp.sum(
-                jnp.where(segment.steps.done, segment.steps.episode_return, 0.0)
-            ) / jnp.maximum(finished, 1),
-        }  # fmt: skip
+        params, opt_state, metrics = update(state.params, state.opt_state, segment)
         behaviour = (*state.behaviour[1:], params)
-        return ImpalaState(params, opt_state, behaviour, envs, key), metrics
+        state = ImpalaState(params, opt_state, behaviour, envs, key)
+        return state, {**metrics, **segment_metrics(segment)}
 
-    return Impala(agent, init, iteration, collect, unroll, loss)
+    if not compiled_env:
+        return Impala(agent, init_learner, update, unroll, loss, None, None, None)
+    return Impala(agent, init_learner, update, unroll, loss, init, iteration, collect)

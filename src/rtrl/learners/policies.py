@@ -91,3 +91,36 @@ def mlp_apply(layers: list[dict], x: jax.Array, activate_last: bool = False) -> 
         if i < len(layers) - 1 or activate_last:
             x = jnp.tanh(x)
     return x
+
+
+# The convolutional torso for pixel observations (Mnih et al. 2015's "Nature" network): 32 8x8
+# filters with stride 4, 64 4x4 with stride 2, 64 3x3 with stride 1, ReLU after each, then a
+# ReLU layer of ``width`` units. Observations are (height, width, channels), channels last.
+NATURE_CONVOLUTIONS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
+
+
+def conv_torso_init(key: jax.Array, shape: Sequence[int], width: int) -> dict:
+    height, breadth, channels = shape
+    keys = jax.random.split(key, len(NATURE_CONVOLUTIONS) + 1)
+    convolutions = []
+    for k, (filters, size, stride) in zip(keys, NATURE_CONVOLUTIONS):
+        fan_in = size * size * channels
+        w = lecun_normal(k, (size, size, channels, filters), fan_in) * jnp.sqrt(2.0)  # He
+        convolutions.append({"w": w, "b": jnp.zeros((filters,), w.dtype)})
+        height, breadth = (height - size) // stride + 1, (breadth - size) // stride + 1
+        channels = filters
+        if height < 1 or breadth < 1:
+            raise ValueError(f"observations of shape {tuple(shape)} are too small for the "
+                             "convolutional torso (at least 36 x 36)")  # fmt: skip
+    (dense,) = mlp_init(keys[-1], [height * breadth * channels, width])
+    return {"convolutions": convolutions, "dense": dense}
+
+
+def conv_torso_apply(params: dict, observation: jax.Array) -> jax.Array:
+    """(height, width, channels) -> (width,) features."""
+    x = observation[None]
+    for layer, (_, _, stride) in zip(params["convolutions"], NATURE_CONVOLUTIONS):
+        x = jax.lax.conv_general_dilated(x, layer["w"], (stride, stride), "VALID",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))  # fmt: skip
+        x = jax.nn.relu(x + layer["b"])
+    return jax.nn.relu(params["dense"]["w"] @ x.reshape(-1) + params["dense"]["b"])

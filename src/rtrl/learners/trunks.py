@@ -1,6 +1,7 @@
 """The recurrent agent the batched control learners share (PPO, IMPALA-style V-trace).
 
-The agent: observation -> encoder MLP (tanh) -> trunk -> policy head and value head. A trunk says
+The agent: observation -> encoder (an MLP, or a convolutional torso for images) -> trunk ->
+policy head and value head. A trunk says
 how the recurrent part runs and so which gradient its parameters get:
 
 - ``rtrl_trunk(estimator)``: the carry between steps is the estimator's state (recurrent state and
@@ -31,6 +32,8 @@ from rtrl.cells.base import step as cell_step
 from rtrl.gradients.base import Estimator, reset_then_step
 from rtrl.learners.policies import (
     Distribution,
+    conv_torso_apply,
+    conv_torso_init,
     distribution_for,
     mlp_apply,
     mlp_init,
@@ -105,23 +108,32 @@ class Agent(NamedTuple):
 
 
 def recurrent_agent(
-    observation_size: int,
+    observation_shape: int | tuple[int, ...],
     space: ActionSpace,
     trunk: Trunk,
     encoder_width: int = 64,
     head_widths: tuple[int, ...] = (64,),
 ) -> Agent:
-    """Encoder MLP (``encoder_width`` tanh units; 0: none, the trunk reads observations) ->
-    trunk -> policy and value MLPs with ``head_widths`` hidden tanh layers (() : linear heads).
-    The policy's last layer starts at 1% scale."""
+    """Encoder -> trunk -> policy and value MLPs with ``head_widths`` hidden tanh layers (():
+    linear heads). The encoder is an MLP of ``encoder_width`` tanh units for vector observations
+    (``observation_shape`` an int; 0: none, the trunk reads observations), and the convolutional
+    torso (``conv_torso_init``) ending in ``encoder_width`` ReLU units for images (a (height,
+    width, channels) shape). The policy's last layer starts at 1% scale."""
+    image = not isinstance(observation_shape, int)
+    if image and not encoder_width:
+        raise ValueError("image observations need the convolutional torso: set hidden > 0")
     dist = distribution_for(space)
     cell = trunk.cell
 
     def init(key):
         k_enc, k_cell, k_actor, k_critic = jax.random.split(key, 4)
-        cell_inputs = encoder_width or observation_size
+        cell_inputs = encoder_width or observation_shape
+        if image:
+            encoder = conv_torso_init(k_enc, observation_shape, encoder_width)
+        else:
+            encoder = mlp_init(k_enc, [observation_shape, encoder_width]) if encoder_width else []
         params = {
-            "encoder": mlp_init(k_enc, [observation_size, encoder_width]) if encoder_width else [],
+            "encoder": encoder,
             "cell": cell.init(k_cell, cell_inputs),
             "actor": mlp_init(
                 k_actor, [cell.num_features, *head_widths, dist.output_size], last_scale=0.01
@@ -131,14 +143,19 @@ def recurrent_agent(
         dtype = params["critic"][0]["w"].dtype
         return {**params, **policy_params(space, dtype)}
 
+    def encode(encoder, observation):
+        if image:
+            return conv_torso_apply(encoder, observation)
+        return mlp_apply(encoder, observation, activate_last=True)
+
     def step(params, carry, observation, reset):
-        x = mlp_apply(params["encoder"], observation, activate_last=True)
+        x = encode(params["encoder"], observation)
         features, carry = trunk.step(params["cell"], carry, x, reset)
         output = policy_output(space, mlp_apply(params["actor"], features), params)
         return output, mlp_apply(params["critic"], features)[0], carry
 
     def value_after(params, carry, observation):
-        x = mlp_apply(params["encoder"], observation, activate_last=True)
+        x = encode(params["encoder"], observation)
         _, features = cell_step(cell, params["cell"], trunk.cell_state(carry), x)
         return mlp_apply(params["critic"], features)[0]
 
