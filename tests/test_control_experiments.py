@@ -39,15 +39,21 @@ def test_control_presets_cover_the_study_with_matched_recurrent_budgets():
 
 @pytest.mark.slow
 def test_every_control_preset_builds():
+    from rtrl.envs.envpool_games import envpool_task
     from rtrl.envs.registry import MUJOCO_TASKS, control_env_names
+    from rtrl.experiments.builders import is_envpool
     from rtrl.experiments.control import build_program
 
     for name in control_presets():
         config = presets.resolve(name)
+        if is_envpool(config):  # EnvPool's batches take seconds each: one is built below
+            envpool_task(config["env"])
+            continue
         assert config["env"] in control_env_names()
         if config["env"] not in MUJOCO_TASKS:  # Brax tasks take seconds each to build
             program = build_program(config, seeds=1)
             assert program.chunk_steps > 0
+    assert build_program(presets.resolve("r2ac-elstm-atari"), seeds=1).chunk_steps == 16_000
 
 
 def test_mujoco_presets_use_the_reference_hyperparameters():
