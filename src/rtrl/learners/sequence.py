@@ -79,7 +79,16 @@ def sequence_classifier(
             x, y, m = inputs_t
 
             def loss(p):
-                features, est_next = step(p["cell"], est, x)
+                # The readout's gradient through a batched readout outside the estimator: under
+                # vmap the estimator's own would make one full-size gradient of the shared
+                # readout per sequence before summing them. Its value is the same features, and
+                # the recurrent parameters still get the path through the readout.
+                readout = p["cell"]["readout"]
+                frozen = {**p["cell"], "readout": jax.lax.stop_gradient(readout)}
+                inside, est_next = step(frozen, est, x)
+                state = jax.lax.stop_gradient(est_next.cell_state)
+                outside = jax.vmap(lambda s, x_: cell.readout(readout, s, x_))(state, x)
+                features = inside + outside - jax.lax.stop_gradient(outside)
                 logits = logits_of(p["head"], features)
                 log_probs = jax.nn.log_softmax(logits)
                 cross_entropy = -jnp.take_along_axis(log_probs, y[:, None], axis=1)[:, 0]
