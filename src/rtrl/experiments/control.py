@@ -199,10 +199,8 @@ def envpool_impala_program(config: dict[str, Any], seeds: int) -> Program:
             stacked = jax.tree.map(lambda *a: np.stack([np.asarray(x) for x in a], 1), *steps)
             segment = Segment(stacked, first_carries, observations, resets)
             params, opt_state, metrics = update(params, opt_state, segment)
-            ended = stacked.done.sum(axis=(1, 2))
-            episodes[:, i] = ended
-            returns[:, i] = np.where(stacked.done, stacked.episode_return, 0.0).sum(axis=(1, 2))
-            returns[:, i] /= np.maximum(ended, 1)
+            episodes[:, i] = np.asarray(metrics["episodes"])
+            returns[:, i] = np.asarray(metrics["episode_return"])
             losses[:, i] = np.asarray(metrics["policy_loss"] + metrics["baseline_loss"])
         outputs = {"return": returns, "episodes": episodes, "loss": losses}
         return ((params, opt_state, carries, keys), observations, resets), outputs

@@ -269,6 +269,8 @@ for _trunk, (_what, _trunk_config) in CONTROL_TRUNKS.items():
     _control_preset(f"ppo-{_trunk}-cartpole-p", f"PPO on CartPole-P: {_what}", env="cartpole-p",
                     **_trunk_config, num_envs=4, rollout_length=512, step_size=3e-4,
                     minibatches=8, hidden=32, steps=200_000)  # fmt: skip
+
+
 # R2AC (Irie et al. 2023): IMPALA-style V-trace with an eLSTM trained by exact RTRL, against an
 # LSTM trained by T-BPTT over the segment and a feed-forward agent, same encoder and budget.
 # The reference's rules (rtrl.learners.impala.ImpalaConfig and clipped_rmsprop: RMSProp 6e-4,
@@ -277,15 +279,20 @@ for _trunk, (_what, _trunk_config) in CONTROL_TRUNKS.items():
 # vector tasks run at 1/100 of that budget, so their presets update 10 times as often (8
 # segments of 20 steps) with step size 3e-3; with the reference's 6e-4 and 32 x 50 an eLSTM had
 # not left random play on RepeatPrevious-Easy after 600k steps.
-R2AC_TRUNKS = {
-    "elstm": ("eLSTM 128, exact RTRL", {"cell": "elstm", "units": 128}),
-    "lstm-tbptt": ("LSTM 128, T-BPTT over the segment",
-                   {"cell": "dense_lstm", "units": 128, "estimator": "bptt"}),
-    "ff": ("feed-forward, one tanh layer of 128", {"cell": "feedforward", "units": 128}),
-}  # fmt: skip
+def _r2ac_trunks(units: int) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The three R2AC agents, each with a trunk of ``units``."""
+    return {
+        "elstm": (f"eLSTM {units}, exact RTRL", {"cell": "elstm", "units": units}),
+        "lstm-tbptt": (f"LSTM {units}, T-BPTT over the segment",
+                       {"cell": "dense_lstm", "units": units, "estimator": "bptt"}),
+        "ff": (f"feed-forward, one tanh layer of {units}",
+               {"cell": "feedforward", "units": units}),
+    }  # fmt: skip
+
+
 _R2AC = {"learner": "impala", "num_envs": 8, "segment_length": 20, "step_size": 3e-3,
          "max_grad_norm": 40.0, "entropy_coef": 0.01, "scale_reward": False}  # fmt: skip
-for _trunk, (_what, _trunk_config) in R2AC_TRUNKS.items():
+for _trunk, (_what, _trunk_config) in _r2ac_trunks(128).items():
     for _env in POPGYM_ENVS:
         _control_preset(f"r2ac-{_trunk}-{_env}", f"R2AC (V-trace) on POPGym {_env}: {_what}",
                         env=_env, **_trunk_config, **_R2AC, normalize_obs=False)  # fmt: skip
@@ -296,20 +303,15 @@ for _trunk, (_what, _trunk_config) in R2AC_TRUNKS.items():
 # units, then the trunk with 256 units). The default budget is a short run; --paper gives the
 # reference's 200M steps. ProcGen's levels are EnvPool's default (unlimited), where the reference
 # trained on 500.
-R2AC_PIXEL_TRUNKS = {
-    "elstm": ("eLSTM 256, exact RTRL", {"cell": "elstm", "units": 256}),
-    "lstm-tbptt": ("LSTM 256, T-BPTT over the segment",
-                   {"cell": "dense_lstm", "units": 256, "estimator": "bptt"}),
-    "ff": ("feed-forward, one tanh layer of 256", {"cell": "feedforward", "units": 256}),
-}  # fmt: skip
 _R2AC_PIXELS = {"learner": "impala", "num_envs": 32, "segment_length": 50, "step_size": 6e-4,
                 "max_grad_norm": 40.0, "entropy_coef": 0.01, "hidden": 512, "scale_reward": False,
                 "normalize_obs": False, "steps": 160_000, "paper_steps": 200_000_000,
                 "chunk": 16_000}  # fmt: skip
-for _trunk, (_what, _trunk_config) in R2AC_PIXEL_TRUNKS.items():
+for _trunk, (_what, _trunk_config) in _r2ac_trunks(256).items():
     _control_preset(f"r2ac-{_trunk}-atari",
                     f"R2AC on Atari (EnvPool; atari:Pong, --set env=atari:GAME): {_what}",
                     env="atari:Pong", **_trunk_config, **_R2AC_PIXELS)  # fmt: skip
+    # rtrl.envs.envpool_games.PROCGEN_MEMORY_GAMES (not imported: presets load without JAX)
     for _game in ("caveflyer", "dodgeball", "heist", "jumper", "maze", "miner"):
         _control_preset(f"r2ac-{_trunk}-procgen-{_game}",
                         f"R2AC on ProcGen {_game} (memory mode, EnvPool): {_what}",

@@ -135,13 +135,11 @@ def final_and_lifetime(table: np.ndarray, window: int, name: str) -> dict[str, A
     summary: dict[str, Any] = {}
     with warnings.catch_warnings():  # a seed or a window without any value gives NaN, silently
         warnings.simplefilter("ignore", RuntimeWarning)
-        final = np.nanmean(table[:, -window:], axis=1)
-        lifetime = np.nanmean(table, axis=1)
-        means = [float(np.nanmean(per_seed)) for per_seed in (final, lifetime)]
-    for prefix, per_seed, mean in (("final", final, means[0]), ("lifetime", lifetime, means[1])):
-        summary[f"{prefix}_{name}_per_seed"] = per_seed.tolist()
-        summary[f"{prefix}_{name}_mean"] = mean
-        summary[f"{prefix}_{name}_stderr"] = standard_error(per_seed)
+        for prefix, points in (("final", table[:, -window:]), ("lifetime", table)):
+            per_seed = np.nanmean(points, axis=1)
+            summary[f"{prefix}_{name}_per_seed"] = per_seed.tolist()
+            summary[f"{prefix}_{name}_mean"] = float(np.nanmean(per_seed))
+            summary[f"{prefix}_{name}_stderr"] = standard_error(per_seed)
     return summary
 
 

@@ -148,7 +148,8 @@ class Impala(NamedTuple):
     agent: Agent
     # key -> (params, optimiser state): the learner alone (actors stepping host environments)
     init_learner: Callable[[jax.Array], tuple[optax.Params, optax.OptState]]
-    # (params, opt_state, segment) -> (params, opt_state, metrics): one update
+    # (params, opt_state, segment) -> (params, opt_state, metrics): one update; the metrics
+    # include the segment's finished episodes (``segment_metrics``)
     update: Callable[..., tuple[optax.Params, optax.OptState, Metrics]]
     # (params, segment) -> (policy outputs (M, E, ...), values (M + 1, E)): the re-run segment
     unroll: Callable[[optax.Params, Segment], tuple[jax.Array, jax.Array]]
@@ -197,7 +198,7 @@ def segment_loss(
         "entropy": entropy / entropies.size,
         "mean_rho": jnp.mean(jnp.exp(log_rhos)),
     }
-    return total, metrics  # fmt: skip
+    return total, metrics
 
 
 def check_config(config: ImpalaConfig) -> None:
@@ -274,6 +275,7 @@ def impala(
     def update(params, opt_state, segment: Segment):
         grads, metrics = jax.grad(loss, has_aux=True)(params, segment)
         updates, opt_state = optimizer.update(grads, opt_state, params)
+        metrics = {**metrics, **segment_metrics(segment)}
         return optax.apply_updates(params, updates), opt_state, metrics
 
     def iteration(state: ImpalaState):
@@ -281,8 +283,7 @@ def impala(
         envs, segment = collect(state.behaviour[0], state.envs, k_collect)
         params, opt_state, metrics = update(state.params, state.opt_state, segment)
         behaviour = (*state.behaviour[1:], params)
-        state = ImpalaState(params, opt_state, behaviour, envs, key)
-        return state, {**metrics, **segment_metrics(segment)}
+        return ImpalaState(params, opt_state, behaviour, envs, key), metrics
 
     if not compiled_env:
         return Impala(agent, init_learner, update, unroll, loss, None, None, None)
