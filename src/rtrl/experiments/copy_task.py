@@ -62,9 +62,8 @@ def copy_program(config: dict[str, Any], seeds: int) -> Program:
         outputs = {"train_loss": metrics["loss"].mean(), **scored}
         return (params_state, k_valid, key), outputs
 
-    init, run_chunk = compiled.jit(jax.vmap(init)), compiled.jit(
-        jax.vmap(run_chunk, in_axes=(0, None)), static_argnums=1
-    )  # fmt: skip
+    # The chunk index is traced, not static: one compilation serves every chunk.
+    init, run_chunk = compiled.jit(jax.vmap(init)), compiled.jit(jax.vmap(run_chunk, (0, None)))
     seed_keys = jax.random.split(jax.random.PRNGKey(config["seed"]), seeds)
     return Program(lambda: init(seed_keys), run_chunk, config["chunk"])
 
