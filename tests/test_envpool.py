@@ -87,17 +87,52 @@ def test_bad_names_and_a_missing_qt_runtime_are_one_line_errors(monkeypatch):
         EnvPoolEnvs("procgen:heist")
 
 
-def test_the_convolutional_torso_reads_images_channels_last():
+def test_the_nature_torso_reads_images_channels_last():
     import jax
 
-    from rtrl.learners.policies import conv_torso_apply, conv_torso_init
+    from rtrl.learners.policies import nature_torso_apply, nature_torso_init
 
-    params = conv_torso_init(jax.random.PRNGKey(0), (84, 84, 1), 32)
-    features = conv_torso_apply(params, jax.numpy.ones((84, 84, 1)))
+    params = nature_torso_init(jax.random.PRNGKey(0), (84, 84, 1), 32)
+    features = nature_torso_apply(params, jax.numpy.ones((84, 84, 1)))
     assert features.shape == (32,) and bool((features >= 0).all())
     assert params["dense"]["w"].shape == (32, 7 * 7 * 64)  # 84 -> 20 -> 9 -> 7
     with pytest.raises(ValueError, match="too small"):
-        conv_torso_init(jax.random.PRNGKey(0), (16, 16, 1), 32)
+        nature_torso_init(jax.random.PRNGKey(0), (16, 16, 1), 32)
+
+
+def test_the_resnet_torso_halves_the_image_per_section_and_adds_its_blocks():
+    import jax
+    import jax.numpy as jnp
+
+    from rtrl.learners.policies import image_torso, resnet_torso_apply, resnet_torso_init
+
+    params = resnet_torso_init(jax.random.PRNGKey(0), (64, 64, 3), 24)
+    assert params["dense"]["w"].shape == (24, 8 * 8 * 32)  # 64 -> 32 -> 16 -> 8
+    assert [s["conv"]["w"].shape for s in params["sections"]] == [
+        (3, 3, 3, 16), (3, 3, 16, 32), (3, 3, 32, 32)]  # fmt: skip
+    assert resnet_torso_init(jax.random.PRNGKey(0), (84, 84, 1), 8)["dense"]["w"].shape == (
+        8, 11 * 11 * 32)  # fmt: skip
+    image = jax.random.uniform(jax.random.PRNGKey(1), (64, 64, 3))
+    features = resnet_torso_apply(params, image)
+    assert features.shape == (24,) and bool((features >= 0).all())
+
+    # With every block's second convolution zero, each block passes its input on unchanged: the
+    # torso is then convolution, max-pool, convolution, max-pool, ..., written out here.
+    silent = jax.tree_util.tree_map(lambda x: x, params)
+    for section in silent["sections"]:
+        for second in section["blocks"][1::2]:
+            second["w"] = jnp.zeros_like(second["w"])
+    x = image[None]
+    for section in silent["sections"]:
+        x = jax.lax.conv_general_dilated(x, section["conv"]["w"], (1, 1), "SAME",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))  # fmt: skip
+        x = x + section["conv"]["b"]
+        x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "SAME")
+        x = x + sum(second["b"] for second in section["blocks"][1::2])
+    expected = jax.nn.relu(silent["dense"]["w"] @ jax.nn.relu(x).reshape(-1) + silent["dense"]["b"])
+    assert jnp.allclose(resnet_torso_apply(silent, image), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown torso 'vgg'"):
+        image_torso("vgg")
 
 
 @pytest.mark.slow

@@ -1,14 +1,14 @@
 """Benchmarks: ``python -m rtrl.bench SUITE [--json]``, SUITE one of cells, estimators, loop,
-peers, profile, atari, control."""
+peers, profile, atari, control, r2ac."""
 
 from __future__ import annotations
 
 import argparse
 
-from rtrl.bench import atari, cells, control, estimators, loop, peers, profile
+from rtrl.bench import atari, cells, control, estimators, loop, peers, profile, r2ac
 
 SUITES = {"cells": cells, "estimators": estimators, "loop": loop, "peers": peers,
-          "profile": profile, "atari": atari, "control": control}  # fmt: skip
+          "profile": profile, "atari": atari, "control": control, "r2ac": r2ac}  # fmt: skip
 
 
 def main(argv=None) -> None:

@@ -82,6 +82,7 @@ class EnvPoolEnvs:
                                   f"{QT_PACKAGE}") from None  # fmt: skip
             raise
         self.name, self.num_envs = name, num_envs
+        self.frames_per_step = settings.get("frame_skip", 1)  # emulator frames per agent step
         channels, height, width = self.env.observation_space.shape
         self.observation_shape = (height, width, channels)
         self.action_space = Discrete(int(self.env.action_space.n))

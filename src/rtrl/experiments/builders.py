@@ -121,11 +121,12 @@ def is_envpool(config: dict[str, Any]) -> bool:
     return config["env"].startswith(ENVPOOL_PREFIXES)
 
 
-def envpool_envs(config: dict[str, Any], count: int):
-    """``count`` EnvPool environments for ``env = "atari:GAME"`` or ``"procgen:GAME"``."""
+def envpool_envs(config: dict[str, Any], count: int, **envpool_options: Any):
+    """``count`` EnvPool environments for ``env = "atari:GAME"`` or ``"procgen:GAME"``
+    (``envpool_options``: EnvPool's own, e.g. ``num_threads``)."""
     from rtrl.envs.envpool_games import EnvPoolEnvs
 
-    return EnvPoolEnvs(config["env"], num_envs=count, seed=config["seed"])
+    return EnvPoolEnvs(config["env"], num_envs=count, seed=config["seed"], **envpool_options)
 
 
 def check_control_learner(config: dict[str, Any]) -> None:

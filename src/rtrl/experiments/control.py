@@ -132,80 +132,103 @@ def host_actor_critic_program(config: dict[str, Any], seeds: int) -> Program:
     return Program(init, run_chunk, builders.chunk_steps(config), checkpointable=False)
 
 
+class EnvPoolActors:
+    """IMPALA's actors and learner for every seed on EnvPool's environments (``num_envs`` per
+    seed, in one EnvPool batch), stepped from Python: ``act``, one jitted step of every seed's
+    actors per environment step; ``collect``, a segment of every seed; ``update``, one jitted
+    update of every seed per segment. The actors act with the parameters they are given (the
+    learner's current ones here); ``collect`` and ``update`` are what separate actor processes
+    and a learner would call."""
+
+    def __init__(self, config: dict[str, Any], seeds: int, **envpool_options: Any):
+        self.config, self.seeds, self.num_envs = config, seeds, config["num_envs"]
+        self.envs = builders.envpool_envs(config, seeds * self.num_envs, **envpool_options)
+        learner = builders.build_impala(config, self.envs)
+        agent, dist, num_envs = learner.agent, learner.agent.dist, self.num_envs
+
+        def init_seed(key):
+            k_learner, key = jax.random.split(key)
+            params, opt_state = learner.init_learner(k_learner)
+            carry = agent.trunk.init_carry(params["cell"])
+            carries = jax.tree.map(lambda a: jnp.broadcast_to(a, (num_envs, *a.shape)), carry)
+            return params, opt_state, carries, key
+
+        def act_seed(params, carries, observations, resets, key):
+            key, k_act = jax.random.split(key)
+            outputs, values, carries = jax.vmap(agent.step, in_axes=(None, 0, 0, 0))(
+                params, carries, observations, resets
+            )
+            actions = jax.vmap(dist.sample)(jax.random.split(k_act, num_envs), outputs)
+            return actions, jax.vmap(dist.log_prob)(outputs, actions), values, carries, key
+
+        def final_values_seed(params, carries, observations):
+            return jax.vmap(agent.value_after, in_axes=(None, 0, 0))(params, carries, observations)
+
+        self._init_all = compiled.jit(jax.vmap(init_seed))
+        self.act = compiled.jit(jax.vmap(act_seed))
+        self._final_values = compiled.jit(jax.vmap(final_values_seed))
+        self.update = compiled.jit(jax.vmap(learner.update))
+        self._seed_keys = jax.random.split(jax.random.PRNGKey(config["seed"]), seeds)
+
+    def _per_seed(self, a: np.ndarray) -> np.ndarray:
+        return a.reshape(self.seeds, self.num_envs, *a.shape[1:])
+
+    def init(self):
+        """((params, opt_state) per seed, actors), actors = (carries, observations, resets,
+        keys) of the freshly reset environments."""
+        params, opt_state, carries, keys = self._init_all(self._seed_keys)
+        observations = self._per_seed(self.envs.reset())
+        resets = np.ones((self.seeds, self.num_envs), bool)
+        return (params, opt_state), (carries, observations, resets, keys)
+
+    def collect(self, params, actors) -> tuple[Segment, tuple]:
+        """One segment of ``segment_length`` steps of every environment with ``params``."""
+        carries, observations, resets, keys = actors
+        first_carries, steps = carries, []
+        for _ in range(self.config["segment_length"]):
+            actions, log_probs, values, carries, keys = self.act(
+                params, carries, observations, resets, keys
+            )
+            result = self.envs.step(np.asarray(actions).reshape(-1))
+            terminated = self._per_seed(result.terminated)
+            truncated = self._per_seed(result.truncated)
+            done = terminated | truncated
+            truncation_value = np.zeros((self.seeds, self.num_envs), np.float32)
+            cut = truncated & ~terminated
+            if self.config["bootstrap_truncation"] and cut.any():
+                final = self._per_seed(result.final_observation)
+                value = np.asarray(self._final_values(params, carries, final))
+                truncation_value = np.where(cut, value, 0.0)
+            finished = np.nan_to_num(self._per_seed(result.episode_return))
+            steps.append(Step(observations, resets, actions, log_probs, values,
+                              self._per_seed(result.reward).astype(np.float32), done,
+                              truncation_value, finished))  # fmt: skip
+            observations, resets = self._per_seed(result.observation), done
+        stacked = jax.tree.map(lambda *a: np.stack([np.asarray(x) for x in a], 1), *steps)
+        segment = Segment(stacked, first_carries, observations, resets)
+        return segment, (carries, observations, resets, keys)
+
+
 def envpool_impala_program(config: dict[str, Any], seeds: int) -> Program:
-    """IMPALA on EnvPool's environments: ``num_envs`` per seed in one EnvPool batch, stepped
-    from Python; a jitted step of every seed's actors per environment step and a jitted update
-    of every seed per segment. The actors act with the learner's current parameters. Not
-    checkpointable (the emulators' state lives outside JAX)."""
-    num_envs, length = config["num_envs"], config["segment_length"]
-    envs = builders.envpool_envs(config, seeds * num_envs)
-    learner = builders.build_impala(config, envs)
-    agent, dist = learner.agent, learner.agent.dist
+    """IMPALA on EnvPool's environments (``EnvPoolActors``). Not checkpointable (the emulators'
+    state lives outside JAX)."""
+    impala = EnvPoolActors(config, seeds)
     iterations = builders.chunk_steps(config) // builders.point_steps(config)
 
-    def init_seed(key):
-        k_learner, key = jax.random.split(key)
-        params, opt_state = learner.init_learner(k_learner)
-        carry = agent.trunk.init_carry(params["cell"])
-        carries = jax.tree.map(lambda a: jnp.broadcast_to(a, (num_envs, *a.shape)), carry)
-        return params, opt_state, carries, key
-
-    def act_seed(params, carries, observations, resets, key):
-        key, k_act = jax.random.split(key)
-        outputs, values, carries = jax.vmap(agent.step, in_axes=(None, 0, 0, 0))(
-            params, carries, observations, resets
-        )
-        actions = jax.vmap(dist.sample)(jax.random.split(k_act, num_envs), outputs)
-        return actions, jax.vmap(dist.log_prob)(outputs, actions), values, carries, key
-
-    def final_values_seed(params, carries, observations):
-        return jax.vmap(agent.value_after, in_axes=(None, 0, 0))(params, carries, observations)
-
-    init_all = compiled.jit(jax.vmap(init_seed))
-    act = compiled.jit(jax.vmap(act_seed))
-    final_values = compiled.jit(jax.vmap(final_values_seed))
-    update = compiled.jit(jax.vmap(learner.update))
-    seed_keys = jax.random.split(jax.random.PRNGKey(config["seed"]), seeds)
-
-    def per_seed(a: np.ndarray) -> np.ndarray:
-        return a.reshape(seeds, num_envs, *a.shape[1:])
-
-    def init():
-        return init_all(seed_keys), per_seed(envs.reset()), np.ones((seeds, num_envs), bool)
-
     def run_chunk(state, index):
-        (params, opt_state, carries, keys), observations, resets = state
+        (params, opt_state), actors = state
         returns, episodes = np.zeros((seeds, iterations)), np.zeros((seeds, iterations), int)
         losses = np.zeros((seeds, iterations))
         for i in range(iterations):
-            first_carries, steps = carries, []
-            for _ in range(length):
-                actions, log_probs, values, carries, keys = act(
-                    params, carries, observations, resets, keys
-                )
-                result = envs.step(np.asarray(actions).reshape(-1))
-                terminated, truncated = per_seed(result.terminated), per_seed(result.truncated)
-                done = terminated | truncated
-                truncation_value = np.zeros((seeds, num_envs), np.float32)
-                cut = truncated & ~terminated
-                if config["bootstrap_truncation"] and cut.any():
-                    value = final_values(params, carries, per_seed(result.final_observation))
-                    truncation_value = np.where(cut, np.asarray(value), 0.0)
-                finished = np.nan_to_num(per_seed(result.episode_return))
-                steps.append(Step(observations, resets, actions, log_probs, values,
-                                  per_seed(result.reward).astype(np.float32), done,
-                                  truncation_value, finished))  # fmt: skip
-                observations, resets = per_seed(result.observation), done
-            stacked = jax.tree.map(lambda *a: np.stack([np.asarray(x) for x in a], 1), *steps)
-            segment = Segment(stacked, first_carries, observations, resets)
-            params, opt_state, metrics = update(params, opt_state, segment)
+            segment, actors = impala.collect(params, actors)
+            params, opt_state, metrics = impala.update(params, opt_state, segment)
             episodes[:, i] = np.asarray(metrics["episodes"])
             returns[:, i] = np.asarray(metrics["episode_return"])
             losses[:, i] = np.asarray(metrics["policy_loss"] + metrics["baseline_loss"])
         outputs = {"return": returns, "episodes": episodes, "loss": losses}
-        return ((params, opt_state, carries, keys), observations, resets), outputs
+        return ((params, opt_state), actors), outputs
 
-    return Program(init, run_chunk, builders.chunk_steps(config), checkpointable=False)
+    return Program(impala.init, run_chunk, builders.chunk_steps(config), checkpointable=False)
 
 
 def build_program(config: dict[str, Any], seeds: int) -> Program:

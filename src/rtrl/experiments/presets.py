@@ -226,6 +226,7 @@ CONTROL_DEFAULTS: dict[str, Any] = {
     "reward_clip": 1.0,  # rewards enter the loss clipped to [-c, c] (0: unclipped)
     "behaviour_lag": 0,  # updates the actors' parameters trail the learner's
     "rmsprop_eps": 0.01,
+    "torso": "resnet",  # image observations: IMPALA's residual network, or nature
     # real-time actor-critic
     "lambda": 0.9,
     "shared_trunk": True,
@@ -427,7 +428,7 @@ _AT_LEAST_ZERO = {"num_distractors", "stage_size", "stage_steps", "seed", "hidde
 _UNIT_INTERVAL = {"gamma", "lambda", "gae_lambda", "final_fraction", "density"}  # [0, 1]
 _POSITIVE = {"step_size", "norm_floor", "init_scale", "meta_step_size", "rho_bar", "c_bar"}
 # Choices of the string keys that have a fixed set.
-_CHOICES = {"resize": ("area", "bilinear")}
+_CHOICES = {"resize": ("area", "bilinear"), "torso": ("resnet", "nature")}
 
 
 def check_value(key: str, value: Any) -> None:

@@ -122,6 +122,7 @@ class ImpalaConfig(NamedTuple):
     c_bar: float = 1.0
     reward_clip: float = 1.0  # rewards enter the loss clipped to [-c, c]; 0: unclipped
     hidden: int = 64  # encoder width (0: the trunk reads observations); the heads are linear
+    torso: str = "resnet"  # images: IMPALA's residual network, or "nature" (policies.TORSOS)
     behaviour_lag: int = 0  # updates the actors' parameters trail the learner's (0: none)
     bootstrap_truncation: bool = True  # False: a time limit ends episodes like a terminal state
 
@@ -228,9 +229,9 @@ def impala(
         optimizer = clipped_rmsprop(6e-4, max_grad_norm=40.0, eps=0.01)
     compiled_env = not hasattr(env, "observation_shape")  # host environments declare it
     shape = env.observation_size if compiled_env else env.observation_shape
-    agent = recurrent_agent(shape, env.action_space, trunk, config.hidden, ())
+    agent = recurrent_agent(shape, env.action_space, trunk, config.hidden, (), config.torso)
     dist = agent.dist
-    batched_step = jax.vmap(agent.step, in_axes=(None, 0, 0, 0))
+    batched_step_encoded = jax.vmap(agent.step_encoded, in_axes=(None, 0, 0, 0))
 
     def init_learner(key: jax.Array):
         params = agent.init(key)
@@ -256,16 +257,21 @@ def impala(
 
     def unroll(params, segment: Segment):
         """The segment re-run from its stored first carry with ``params``: policy outputs of
-        its M steps and values of its M steps and of the observation after it."""
+        its M steps and values of its M steps and of the observation after it. Every
+        observation is encoded in one batch (M + 1 times num_envs images through a torso),
+        then the trunk steps through them."""
 
         def per_step(carry, inputs):
-            observation, reset = inputs
-            output, value, carry = batched_step(params, carry, observation, reset)
+            x, reset = inputs
+            output, value, carry = batched_step_encoded(params, carry, x, reset)
             return carry, (output, value)
 
         observations = jnp.concatenate([segment.steps.observation, segment.next_observation[None]])
         resets = jnp.concatenate([segment.steps.reset, segment.next_reset[None]])
-        _, (outputs, values) = jax.lax.scan(per_step, segment.first_carry, (observations, resets))
+        flat = observations.reshape(-1, *observations.shape[2:])
+        xs = jax.vmap(agent.encode, in_axes=(None, 0))(params, flat)
+        xs = xs.reshape(*observations.shape[:2], -1)
+        _, (outputs, values) = jax.lax.scan(per_step, segment.first_carry, (xs, resets))
         return outputs[:-1], values
 
     def loss(params, segment: Segment):

@@ -32,9 +32,8 @@ from rtrl.cells.base import step as cell_step
 from rtrl.gradients.base import Estimator, reset_then_step
 from rtrl.learners.policies import (
     Distribution,
-    conv_torso_apply,
-    conv_torso_init,
     distribution_for,
+    image_torso,
     mlp_apply,
     mlp_init,
     policy_output,
@@ -96,15 +95,22 @@ def feedforward_trunk(units: int) -> Trunk:
     return trunk._replace(per_step=True)  # nothing is carried, so any step runs alone
 
 
+# (params, carry, observation or its encoding, reset) -> (policy output, value, carry)
+AgentStep = Callable[[Params, Carry, jax.Array, jax.Array], tuple[jax.Array, jax.Array, Carry]]
+
+
 class Agent(NamedTuple):
     space: ActionSpace
     dist: Distribution
     trunk: Trunk
     init: Callable[[jax.Array], Params]
-    # (params, carry, observation, reset) -> (policy output, value, carry)
-    step: Callable[[Params, Carry, jax.Array, jax.Array], tuple[jax.Array, jax.Array, Carry]]
+    step: AgentStep
     # (params, carry, observation) -> V(observation) read from carry, the carry left as it is
     value_after: Callable[[Params, Carry, jax.Array], jax.Array]
+    # step = step_encoded after encode: the encoder is stateless, so a learner re-running a
+    # sequence encodes all its observations in one batch before stepping the trunk
+    encode: Callable[[Params, jax.Array], jax.Array]
+    step_encoded: AgentStep
 
 
 def recurrent_agent(
@@ -113,15 +119,18 @@ def recurrent_agent(
     trunk: Trunk,
     encoder_width: int = 64,
     head_widths: tuple[int, ...] = (64,),
+    torso: str = "resnet",
 ) -> Agent:
     """Encoder -> trunk -> policy and value MLPs with ``head_widths`` hidden tanh layers (():
     linear heads). The encoder is an MLP of ``encoder_width`` tanh units for vector observations
-    (``observation_shape`` an int; 0: none, the trunk reads observations), and the convolutional
-    torso (``conv_torso_init``) ending in ``encoder_width`` ReLU units for images (a (height,
-    width, channels) shape). The policy's last layer starts at 1% scale."""
+    (``observation_shape`` an int; 0: none, the trunk reads observations), and for images (a
+    (height, width, channels) shape) the convolutional ``torso`` (``policies.TORSOS``: IMPALA's
+    ``resnet`` or the ``nature`` network) ending in ``encoder_width`` ReLU units. The policy's
+    last layer starts at 1% scale."""
     image = not isinstance(observation_shape, int)
     if image and not encoder_width:
         raise ValueError("image observations need the convolutional torso: set hidden > 0")
+    image_encoder = image_torso(torso) if image else None
     dist = distribution_for(space)
     cell = trunk.cell
 
@@ -129,7 +138,7 @@ def recurrent_agent(
         k_enc, k_cell, k_actor, k_critic = jax.random.split(key, 4)
         cell_inputs = encoder_width or observation_shape
         if image:
-            encoder = conv_torso_init(k_enc, observation_shape, encoder_width)
+            encoder = image_encoder.init(k_enc, observation_shape, encoder_width)
         else:
             encoder = mlp_init(k_enc, [observation_shape, encoder_width]) if encoder_width else []
         params = {
@@ -143,23 +152,25 @@ def recurrent_agent(
         dtype = params["critic"][0]["w"].dtype
         return {**params, **policy_params(space, dtype)}
 
-    def encode(encoder, observation):
+    def encode(params, observation):
         if image:
-            return conv_torso_apply(encoder, observation)
-        return mlp_apply(encoder, observation, activate_last=True)
+            return image_encoder.apply(params["encoder"], observation)
+        return mlp_apply(params["encoder"], observation, activate_last=True)
 
-    def step(params, carry, observation, reset):
-        x = encode(params["encoder"], observation)
+    def step_encoded(params, carry, x, reset):
         features, carry = trunk.step(params["cell"], carry, x, reset)
         output = policy_output(space, mlp_apply(params["actor"], features), params)
         return output, mlp_apply(params["critic"], features)[0], carry
 
+    def step(params, carry, observation, reset):
+        return step_encoded(params, carry, encode(params, observation), reset)
+
     def value_after(params, carry, observation):
-        x = encode(params["encoder"], observation)
+        x = encode(params, observation)
         _, features = cell_step(cell, params["cell"], trunk.cell_state(carry), x)
         return mlp_apply(params["critic"], features)[0]
 
-    return Agent(space, dist, trunk, init, step, value_after)
+    return Agent(space, dist, trunk, init, step, value_after, encode, step_encoded)
 
 
 class EnvCarry(NamedTuple):
