@@ -151,3 +151,19 @@ def test_r2ac_runs_on_atari_through_envpool(tmp_path, capsys):
     assert cli_main(["run", "r2ac-elstm-atari", "--set", "learner=ppo", *small,
                      "--out", str(tmp_path / "ppo")]) == 2  # fmt: skip
     assert "run with the IMPALA learner" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_r2ac_benchmark_reports_each_part_per_core_count(capsys):
+    import json
+
+    from rtrl.bench.__main__ import main as bench
+
+    bench(["r2ac", "--presets", "r2ac-ff-atari", "--cores", "1", "--min-seconds", "0.1",
+           "--set", "num_envs=2", "--set", "segment_length=4", "--set", "hidden=16",
+           "--set", "units=8", "--set", "torso=nature", "--json"])  # fmt: skip
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (row["preset"], row["cores"], row["frames_per_step"]) == ("r2ac-ff-atari", 1, 4)
+    for part in ("environment", "actors", "learner", "loop"):
+        assert row[f"{part}_frames_per_s"] == pytest.approx(4 * row[f"{part}_steps_per_s"])
+        assert row[f"{part}_steps_per_s"] > 0

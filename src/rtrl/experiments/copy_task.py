@@ -30,7 +30,12 @@ CURVE_COLUMNS = ("loss", "accuracy", "sequence_accuracy")
 
 
 def build_classifier(config: dict[str, Any]):
-    cell = make_cell(config["cell"], config["units"])
+    options = {}
+    if config["forget_bias"]:
+        if config["cell"] != "elstm":
+            raise ValueError("forget_bias applies to the eLSTM only (cell=elstm)")
+        options["forget_bias"] = config["forget_bias"]
+    cell = make_cell(config["cell"], config["units"], **options)
     estimator = make_estimator(config["estimator"], cell, truncation=config["truncation"])
     optimizer = clipped_adam(config["step_size"], config["max_grad_norm"], config["adam_eps"])
     return sequence_classifier(estimator, NUM_CLASSES, optimizer)

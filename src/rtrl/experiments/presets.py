@@ -373,6 +373,7 @@ COPY_DEFAULTS: dict[str, Any] = {
     "max_length": 50,  # L: patterns of 1..L bits
     "cell": "elstm",
     "units": 256,
+    "forget_bias": 0.0,  # eLSTM: added to the forget gate's initial bias (0: the reference's)
     "estimator": "columnar_rtrl",  # or tbptt with its truncation
     "truncation": 10,  # T for tbptt
     "batch_size": 128,

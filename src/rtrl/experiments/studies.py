@@ -422,6 +422,27 @@ _study(Study(
                                        presets.MUJOCO_ENVS + presets.POPGYM_ENVS)),),
     choose=(), seeds=2, paper_seeds=10, budget={"steps": "40960"}, column="env",
 ))  # fmt: skip
+# R2AC's pixel comparison: the eLSTM with exact RTRL, the LSTM with T-BPTT over the segment and
+# the feed-forward agent, same torso and budget, on two Atari games where a recurrent agent beat
+# frame stacking (Frostbite and Double Dunk, Hausknecht & Stone 2015) and two ProcGen memory
+# games. The default budget is what this CPU runs in about an hour: the Nature torso (a tenth of
+# the residual torso's cost here) and 8 environments per update instead of 32, so that each
+# environment lives long enough (6,000 steps) to finish episodes; --paper gives the reference's
+# settings (residual torso, 32 environments) and 200M steps.
+_R2AC_TRUNKS = ("elstm", "lstm-tbptt", "ff")
+_R2AC_GAMES = ("atari:Frostbite", "atari:DoubleDunk")
+_R2AC_PROCGEN = ("heist", "maze")
+_r2ac_grids = (
+    Grid(tuple(f"r2ac-{trunk}-atari" for trunk in _R2AC_TRUNKS), {"env": _R2AC_GAMES}),
+    Grid(tuple(f"r2ac-{trunk}-procgen-{game}" for game in _R2AC_PROCGEN for trunk in _R2AC_TRUNKS)),
+)
+_study(Study(
+    "r2ac-pixels",
+    "R2AC paper: V-trace agents, eLSTM with exact RTRL against LSTM with T-BPTT and a "
+    "feed-forward agent, on Atari (EnvPool) and ProcGen memory games; return curves",
+    grids=_r2ac_grids, paper_grids=_r2ac_grids, choose=(), seeds=2, paper_seeds=3,
+    budget={"steps": "48000", "torso": "nature", "num_envs": "8"}, column="env",
+))  # fmt: skip
 _study(Study(
     "gradient-alignment",
     "gradient alignment of full RTRL, the columnar approximation, SnAp-1, UORO and T-BPTT with "
