@@ -5,7 +5,8 @@ threads and XLA's see only those), one seed of ``num_envs`` environments:
 - environment: EnvPool's batch alone, random actions;
 - actors: the agents' jitted step of the batch (policy and trunk, no environment);
 - learner: one update on a collected segment (re-run, V-trace loss, gradient, RMSProp);
-- loop: what a run does, collecting a segment then updating, one after the other.
+- loop: what a run does, segments of collecting then updating (``EnvPoolActors.train``); with
+  ``--set behaviour_lag=1`` a segment's collection overlaps the previous update.
 Frames count emulator frames (Atari: 4 per agent step, its frame skip; ProcGen: 1).
 """
 
@@ -18,7 +19,6 @@ import subprocess
 import sys
 import time
 
-import jax
 import numpy as np
 
 from rtrl.bench.timing import time_per_call
@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-seconds", type=float, default=3.0, help="timing budget per part")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a key of every preset, e.g. env=procgen:maze")  # fmt: skip
-    parser.add_argument("--pinned", type=int, default=0, help=argparse.SUPPRESS)  # child runs
+    parser.add_argument("--pinned", default="", help=argparse.SUPPRESS)  # a child's CPUs: 0,1
 
 
 def _text(row: dict) -> str:
@@ -44,7 +44,10 @@ def _text(row: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> list[dict]:
-    if args.pinned:
+    if args.pinned:  # a child: pin its threads, and the ones JAX and EnvPool will start
+        cpus = set(map(int, args.pinned.split(",")))
+        for thread in os.listdir("/proc/self/task"):  # threads started at import (NumPy's)
+            os.sched_setaffinity(int(thread), cpus)
         return [_measure(args, name) for name in filter(None, args.presets.split(","))]
     rows = []
     available = sorted(os.sched_getaffinity(0))
@@ -52,13 +55,12 @@ def run(args: argparse.Namespace) -> list[dict]:
         if cores > len(available):
             print(f"skipping {cores} cores: this process may use {len(available)}", flush=True)
             continue
-        command = [sys.executable, "-m", "rtrl.bench", "r2ac", "--json", "--pinned", str(cores),
+        cpus = ",".join(map(str, available[:cores]))
+        command = [sys.executable, "-m", "rtrl.bench", "r2ac", "--json", "--pinned", cpus,
                    "--presets", args.presets, "--segments", str(args.segments),
                    "--min-seconds", str(args.min_seconds),
                    *(f"--set={item}" for item in args.set)]  # fmt: skip
-        cpus = set(available[:cores])
-        child = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True,
-                               preexec_fn=lambda: os.sched_setaffinity(0, cpus))  # fmt: skip
+        child = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
         for line in child.stdout.splitlines():
             row = json.loads(line)
             rows.append(row)
@@ -70,9 +72,11 @@ def _measure(args: argparse.Namespace, name: str) -> dict:
     from rtrl.experiments.control import EnvPoolActors
 
     config = presets.resolve(name, presets.parse_overrides(args.set))
-    actors = EnvPoolActors(config, seeds=1, num_threads=args.pinned)
+    cores = len(os.sched_getaffinity(0))
+    actors = EnvPoolActors(config, seeds=1, num_threads=cores)
     envs, num_envs, length = actors.envs, config["num_envs"], config["segment_length"]
-    (params, opt_state), state = actors.init()
+    learner, state = actors.init()
+    params, opt_state, _ = learner
     rng = np.random.default_rng(0)
 
     def environment():
@@ -92,12 +96,11 @@ def _measure(args: argparse.Namespace, name: str) -> dict:
         "learner": time_per_call(update, args.min_seconds, max_calls=20) / (num_envs * length),
     }
     start = time.perf_counter()
-    for _ in range(args.segments):
-        segment, state = actors.collect(params, state)
-        params, opt_state, _ = jax.block_until_ready(actors.update(params, opt_state, segment))
+    actors.train(learner, state, args.segments)
     seconds["loop"] = (time.perf_counter() - start) / (args.segments * num_envs * length)
-    row = {"suite": "r2ac", "preset": name, "env": config["env"], "cores": args.pinned,
+    row = {"suite": "r2ac", "preset": name, "env": config["env"], "cores": cores,
            "num_envs": num_envs, "segment_length": length, "torso": config["torso"],
+           "behaviour_lag": config["behaviour_lag"],
            "frames_per_step": envs.frames_per_step}  # fmt: skip
     for part, per_step in seconds.items():
         row[f"{part}_steps_per_s"] = 1.0 / per_step

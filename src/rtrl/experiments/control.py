@@ -135,10 +135,16 @@ def host_actor_critic_program(config: dict[str, Any], seeds: int) -> Program:
 class EnvPoolActors:
     """IMPALA's actors and learner for every seed on EnvPool's environments (``num_envs`` per
     seed, in one EnvPool batch), stepped from Python: ``act``, one jitted step of every seed's
-    actors per environment step; ``collect``, a segment of every seed; ``update``, one jitted
-    update of every seed per segment. The actors act with the parameters they are given (the
-    learner's current ones here); ``collect`` and ``update`` are what separate actor processes
-    and a learner would call."""
+    actors per environment step; ``collect``, a segment of every seed with the parameters it is
+    given; ``update``, one jitted update of every seed per segment; ``train``, segments of
+    collecting then updating. ``collect`` and ``update`` are what separate actor processes and
+    a learner would call.
+
+    With ``behaviour_lag`` = 0 the actors act with the learner's current parameters, so each
+    segment waits for the update before it. With ``behaviour_lag`` = N the actors act with the
+    parameters of N updates before, as IMPALA's separate actors do (V-trace corrects for it):
+    JAX dispatches an update without waiting for it, so the next segment's collection runs
+    while the update computes, on a second core."""
 
     def __init__(self, config: dict[str, Any], seeds: int, **envpool_options: Any):
         self.config, self.seeds, self.num_envs = config, seeds, config["num_envs"]
@@ -174,12 +180,27 @@ class EnvPoolActors:
         return a.reshape(self.seeds, self.num_envs, *a.shape[1:])
 
     def init(self):
-        """((params, opt_state) per seed, actors), actors = (carries, observations, resets,
-        keys) of the freshly reset environments."""
+        """(learner, actors): learner = (params, opt_state, behaviour), every seed's, behaviour
+        the last ``behaviour_lag`` + 1 parameters (the actors act with the first); actors =
+        (carries, observations, resets, keys) of the freshly reset environments."""
         params, opt_state, carries, keys = self._init_all(self._seed_keys)
         observations = self._per_seed(self.envs.reset())
         resets = np.ones((self.seeds, self.num_envs), bool)
-        return (params, opt_state), (carries, observations, resets, keys)
+        behaviour = (params,) * (self.config["behaviour_lag"] + 1)
+        return (params, opt_state, behaviour), (carries, observations, resets, keys)
+
+    def train(self, learner, actors, segments: int):
+        """``segments`` times: collect a segment with the behaviour parameters, then update.
+        Returns (learner, actors, metrics), metrics (seeds, segments) arrays in NumPy."""
+        params, opt_state, behaviour = learner
+        metrics = []
+        for _ in range(segments):
+            segment, actors = self.collect(behaviour[0], actors)
+            params, opt_state, segment_metrics = self.update(params, opt_state, segment)
+            behaviour = (*behaviour[1:], params)
+            metrics.append(segment_metrics)  # read after the loop: reading waits for the update
+        stacked = jax.tree.map(lambda *a: np.stack([np.asarray(x) for x in a], 1), *metrics)
+        return (params, opt_state, behaviour), actors, stacked
 
     def collect(self, params, actors) -> tuple[Segment, tuple]:
         """One segment of ``segment_length`` steps of every environment with ``params``."""
@@ -216,17 +237,10 @@ def envpool_impala_program(config: dict[str, Any], seeds: int) -> Program:
     iterations = builders.chunk_steps(config) // builders.point_steps(config)
 
     def run_chunk(state, index):
-        (params, opt_state), actors = state
-        returns, episodes = np.zeros((seeds, iterations)), np.zeros((seeds, iterations), int)
-        losses = np.zeros((seeds, iterations))
-        for i in range(iterations):
-            segment, actors = impala.collect(params, actors)
-            params, opt_state, metrics = impala.update(params, opt_state, segment)
-            episodes[:, i] = np.asarray(metrics["episodes"])
-            returns[:, i] = np.asarray(metrics["episode_return"])
-            losses[:, i] = np.asarray(metrics["policy_loss"] + metrics["baseline_loss"])
-        outputs = {"return": returns, "episodes": episodes, "loss": losses}
-        return ((params, opt_state), actors), outputs
+        learner, actors, metrics = impala.train(*state, iterations)
+        outputs = {"return": metrics["episode_return"], "episodes": metrics["episodes"],
+                   "loss": metrics["policy_loss"] + metrics["baseline_loss"]}  # fmt: skip
+        return (learner, actors), outputs
 
     return Program(impala.init, run_chunk, builders.chunk_steps(config), checkpointable=False)
 
