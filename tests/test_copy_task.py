@@ -85,6 +85,7 @@ def test_the_copy_run_learns_short_patterns(tmp_path, capsys):
     out = tmp_path / "copy"
     cli_main(["run", "copy-elstm-rtrl", "--seeds", "2", "--steps", "51200",
               "--set", "max_length=3", "--set", "units=32", "--set", "step_size=1e-2",
+              "--set", "forget_bias=0",
               "--set", "chunk=6400", "--out", str(out)])  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     assert summary["final_sequence_accuracy_mean"] == 1.0

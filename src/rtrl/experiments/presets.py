@@ -368,16 +368,19 @@ _PRESETS["gradient-alignment-meta"] = (
 # of 128 fresh sequences, Adam after clipping the gradient norm to 1 (the reference's batch and
 # clipping; its step size, 3e-5, is for a 2048-unit eLSTM at L = 500, and its 10k training
 # sequences are reused for 500 epochs, where here every batch is new). Steps count sequences.
+# The eLSTM's step size 1e-2 and forget bias 3 were the best of {3e-3, 1e-2} x {0, 1, 3} for a
+# 128-unit eLSTM at L = 20 after 640k sequences (per-sequence accuracy 0.54 against 0.39 with
+# 3e-3 and the reference's initialisation).
 COPY_DEFAULTS: dict[str, Any] = {
     "kind": "copy",
     "max_length": 50,  # L: patterns of 1..L bits
     "cell": "elstm",
-    "units": 256,
-    "forget_bias": 0.0,  # eLSTM: added to the forget gate's initial bias (0: the reference's)
+    "units": 128,
+    "forget_bias": 3.0,  # eLSTM: added to the forget gate's initial bias (0: the reference's)
     "estimator": "columnar_rtrl",  # or tbptt with its truncation
     "truncation": 10,  # T for tbptt
     "batch_size": 128,
-    "step_size": 1e-3,
+    "step_size": 1e-2,
     "max_grad_norm": 1.0,
     "adam_eps": 1e-8,
     "validation_size": 1000,
@@ -387,12 +390,18 @@ COPY_DEFAULTS: dict[str, Any] = {
     "seed": 0,
 }
 _PRESETS["copy-elstm-rtrl"] = (
-    "copy task, L = 50: eLSTM 256, exact RTRL, one update per batch of sequences",
+    "copy task, L = 50: eLSTM 128, exact RTRL, one update per batch of sequences",
     dict(COPY_DEFAULTS),
 )
 _PRESETS["copy-lstm-tbptt"] = (
-    "copy task, L = 50: LSTM 256, truncated BPTT (T = 10; --set truncation=...)",
-    {**COPY_DEFAULTS, "cell": "dense_lstm", "estimator": "tbptt"},
+    "copy task, L = 50: LSTM 128, truncated BPTT (T = 10; --set truncation=...)",
+    {
+        **COPY_DEFAULTS,
+        "cell": "dense_lstm",
+        "estimator": "tbptt",
+        "forget_bias": 0.0,
+        "step_size": 1e-3,
+    },
 )
 
 
