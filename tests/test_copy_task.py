@@ -17,7 +17,11 @@ from rtrl.cells.base import step as cell_step
 from rtrl.cli import main as cli_main
 from rtrl.envs.copy_task import MARKER, NUM_CLASSES, NUM_INPUTS, PADDING, copy_batch
 from rtrl.gradients import columnar_rtrl, truncated_bptt
-from rtrl.learners.sequence import classification_metrics, sequence_classifier
+from rtrl.learners.sequence import (
+    bptt_sequence_classifier,
+    classification_metrics,
+    sequence_classifier,
+)
 
 
 def test_a_batch_is_a_pattern_then_its_recall_then_padding():
@@ -77,6 +81,22 @@ def test_exact_rtrl_gives_the_gradient_of_the_whole_sequences():
     truncated = sequence_classifier(truncated_bptt(cell, 2), NUM_CLASSES, optax.sgd(0.1))
     short, _ = truncated.gradient(params, batch.inputs, batch.targets, batch.scored)
     assert not np.allclose(short["cell"]["inputs"]["Z"], want["cell"]["inputs"]["Z"])
+
+
+@pytest.mark.float64
+def test_the_bptt_baseline_backpropagates_through_the_whole_sequences():
+    cell = make_cell("dense_lstm", 5)
+    learner = bptt_sequence_classifier(cell, NUM_CLASSES, optax.sgd(0.1))
+    state = learner.init(jax.random.PRNGKey(0), NUM_INPUTS)
+    head = jax.random.normal(jax.random.PRNGKey(1), state.params["head"]["w"].shape)
+    params = {**state.params, "head": {**state.params["head"], "w": head}}
+    batch = copy_batch(jax.random.PRNGKey(2), 6, 4)
+    got, logits = learner.gradient(params, batch.inputs, batch.targets, batch.scored)
+    want = jax.grad(lambda p: whole_sequence_loss(cell, p, batch))(params)
+    assert_trees_close(got, want, tol=1e-10)
+    metrics = learner.evaluate(params, batch.inputs, batch.targets, batch.scored)
+    assert float(metrics["loss"]) == pytest.approx(float(whole_sequence_loss(cell, params, batch)))
+    assert logits.shape == batch.targets.shape + (NUM_CLASSES,)
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ from rtrl.experiments.plots import new_figure, plot_mean_band, save_figure
 from rtrl.experiments.results import read_record, read_seed_table, run_name, standard_error
 from rtrl.gradients import make_estimator
 from rtrl.learners.optim import clipped_adam
-from rtrl.learners.sequence import sequence_classifier
+from rtrl.learners.sequence import bptt_sequence_classifier, sequence_classifier
 
 CURVE_COLUMNS = ("loss", "accuracy", "sequence_accuracy")
 
@@ -36,8 +36,10 @@ def build_classifier(config: dict[str, Any]):
             raise ValueError("forget_bias applies to the eLSTM only (cell=elstm)")
         options["forget_bias"] = config["forget_bias"]
     cell = make_cell(config["cell"], config["units"], **options)
-    estimator = make_estimator(config["estimator"], cell, truncation=config["truncation"])
     optimizer = clipped_adam(config["step_size"], config["max_grad_norm"], config["adam_eps"])
+    if config["estimator"] == "bptt":  # backpropagation through whole sequences
+        return bptt_sequence_classifier(cell, NUM_CLASSES, optimizer)
+    estimator = make_estimator(config["estimator"], cell, truncation=config["truncation"])
     return sequence_classifier(estimator, NUM_CLASSES, optimizer)
 
 

@@ -377,7 +377,7 @@ COPY_DEFAULTS: dict[str, Any] = {
     "cell": "elstm",
     "units": 128,
     "forget_bias": 3.0,  # eLSTM: added to the forget gate's initial bias (0: the reference's)
-    "estimator": "columnar_rtrl",  # or tbptt with its truncation
+    "estimator": "columnar_rtrl",  # an online estimator, or bptt (through whole sequences)
     "truncation": 10,  # T for tbptt
     "batch_size": 128,
     "step_size": 1e-2,
@@ -393,15 +393,14 @@ _PRESETS["copy-elstm-rtrl"] = (
     "copy task, L = 50: eLSTM 128, exact RTRL, one update per batch of sequences",
     dict(COPY_DEFAULTS),
 )
+_COPY_LSTM = {**COPY_DEFAULTS, "cell": "dense_lstm", "forget_bias": 0.0, "step_size": 1e-3}
 _PRESETS["copy-lstm-tbptt"] = (
     "copy task, L = 50: LSTM 128, truncated BPTT (T = 10; --set truncation=...)",
-    {
-        **COPY_DEFAULTS,
-        "cell": "dense_lstm",
-        "estimator": "tbptt",
-        "forget_bias": 0.0,
-        "step_size": 1e-3,
-    },
+    {**_COPY_LSTM, "estimator": "tbptt"},
+)
+_PRESETS["copy-lstm-bptt"] = (
+    "copy task, L = 50: LSTM 128, backpropagation through whole sequences (offline baseline)",
+    {**_COPY_LSTM, "estimator": "bptt"},
 )
 
 

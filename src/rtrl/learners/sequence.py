@@ -7,6 +7,9 @@ accumulator, with the parameters held fixed, and updates once at the end. With e
 (``columnar_rtrl`` on an element-wise cell) the accumulated gradient is the gradient of the
 whole sequences' loss, the same as backpropagation through them; with ``truncated_bptt`` it is
 truncated to the window. The head and the cell's readout get exact gradients either way.
+
+``bptt_sequence_classifier(cell, ...)`` is the offline baseline: backpropagation through the
+whole sequences, for any cell (a dense LSTM, say), at the cost of storing every step.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from rtrl.cells.base import Cell
 from rtrl.cells.base import step as cell_step
 from rtrl.gradients.base import Estimator
 
@@ -52,10 +56,25 @@ def classification_metrics(logits: jax.Array, targets: jax.Array, scored: jax.Ar
     }
 
 
-def sequence_classifier(
-    estimator: Estimator, num_classes: int, optimizer: optax.GradientTransformation
-) -> SequenceClassifier:
-    cell = estimator.cell
+def _logits(head, features):
+    return features @ head["w"].T + head["b"]
+
+
+def _forward_logits(cell: Cell, params, inputs: jax.Array) -> jax.Array:
+    """Logits (T, B, classes) of a batch of sequences (T, B, d) from the initial state."""
+    batch = inputs.shape[1]
+    first = jax.vmap(lambda _: cell.initial_state(params["cell"]))(jnp.arange(batch))
+
+    def per_step(state, x):
+        state, features = jax.vmap(lambda s, x_: cell_step(cell, params["cell"], s, x_))(state, x)
+        return state, _logits(params["head"], features)
+
+    return jax.lax.scan(per_step, first, inputs)[1]
+
+
+def _classifier(cell: Cell, num_classes: int, optimizer: optax.GradientTransformation,
+                gradient) -> SequenceClassifier:  # fmt: skip
+    """The learner around ``gradient(params, inputs, targets, scored) -> (grads, logits)``."""
 
     def init(key: jax.Array, num_inputs: int) -> SequenceState:
         cell_params = cell.init(key, num_inputs)
@@ -65,8 +84,38 @@ def sequence_classifier(
         params = {"cell": cell_params, "head": head}
         return SequenceState(params, optimizer.init(params))
 
-    def logits_of(head, features):
-        return features @ head["w"].T + head["b"]
+    def train(state: SequenceState, inputs, targets, scored):
+        grads, logits = gradient(state.params, inputs, targets, scored)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return SequenceState(params, opt_state), classification_metrics(logits, targets, scored)
+
+    def evaluate(params, inputs, targets, scored):
+        return classification_metrics(_forward_logits(cell, params, inputs), targets, scored)
+
+    return SequenceClassifier(init, train, gradient, evaluate)
+
+
+def bptt_sequence_classifier(
+    cell: Cell, num_classes: int, optimizer: optax.GradientTransformation
+) -> SequenceClassifier:
+    """Backpropagation through the whole sequences of each batch."""
+
+    def gradient(params, inputs, targets, scored):
+        def loss(p):
+            logits = _forward_logits(cell, p, inputs)
+            return classification_metrics(logits, targets, scored)["loss"], logits
+
+        return jax.grad(loss, has_aux=True)(params)
+
+    return _classifier(cell, num_classes, optimizer, gradient)
+
+
+def sequence_classifier(
+    estimator: Estimator, num_classes: int, optimizer: optax.GradientTransformation
+) -> SequenceClassifier:
+    """The estimator's gradient, accumulated step by step through each batch."""
+    cell = estimator.cell
 
     def gradient(params, inputs, targets, scored):
         batch = inputs.shape[1]
@@ -89,7 +138,7 @@ def sequence_classifier(
                 state = jax.lax.stop_gradient(est_next.cell_state)
                 outside = jax.vmap(lambda s, x_: cell.readout(readout, s, x_))(state, x)
                 features = inside + outside - jax.lax.stop_gradient(outside)
-                logits = logits_of(p["head"], features)
+                logits = _logits(p["head"], features)
                 log_probs = jax.nn.log_softmax(logits)
                 cross_entropy = -jnp.take_along_axis(log_probs, y[:, None], axis=1)[:, 0]
                 return jnp.sum(jnp.where(m, cross_entropy, 0.0)) / count, (est_next, logits)
@@ -101,23 +150,4 @@ def sequence_classifier(
         (_, grads), logits = jax.lax.scan(per_step, (first, zero), (inputs, targets, scored))
         return grads, logits
 
-    def train(state: SequenceState, inputs, targets, scored):
-        grads, logits = gradient(state.params, inputs, targets, scored)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        return SequenceState(params, opt_state), classification_metrics(logits, targets, scored)
-
-    def evaluate(params, inputs, targets, scored):
-        batch = inputs.shape[1]
-        first = jax.vmap(lambda _: cell.initial_state(params["cell"]))(jnp.arange(batch))
-
-        def per_step(state, x):
-            state, features = jax.vmap(lambda s, x_: cell_step(cell, params["cell"], s, x_))(
-                state, x
-            )
-            return state, logits_of(params["head"], features)
-
-        _, logits = jax.lax.scan(per_step, first, inputs)
-        return classification_metrics(logits, targets, scored)
-
-    return SequenceClassifier(init, train, gradient, evaluate)
+    return _classifier(cell, num_classes, optimizer, gradient)
