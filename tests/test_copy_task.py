@@ -53,6 +53,25 @@ def test_a_content_blind_model_does_not_score():
         assert float(metrics["sequence_accuracy"]) < 0.05  # a 1-bit pattern half the time: 1/50
 
 
+def test_the_recalled_length_is_one_less_than_the_shortest_pattern_missed():
+    from rtrl.experiments.copy_task import recalled_length
+
+    batch = copy_batch(jax.random.PRNGKey(4), 200, 9)
+    perfect = jax.nn.one_hot(batch.targets, NUM_CLASSES)
+    assert int(recalled_length(perfect, batch, 9)) == 9
+    # One wrong bit in the recall of every pattern of 5 bits or more.
+    long = np.asarray(batch.lengths) >= 5
+    t = np.asarray(batch.lengths) + 4 * long  # recall step of bit 5 (0-based 4) where long
+    flipped = np.asarray(perfect).copy()
+    flipped[t[long], np.nonzero(long)[0]] = flipped[t[long], np.nonzero(long)[0]][:, ::-1]
+    assert long.any() and int(recalled_length(jnp.asarray(flipped), batch, 9)) == 4
+    # A wrong step outside the recall does not count.
+    padded = np.asarray(perfect).copy()
+    padded[-1] = padded[-1][:, ::-1]
+    padded[:, np.asarray(batch.lengths) == 9] = perfect[:, np.asarray(batch.lengths) == 9]
+    assert int(recalled_length(jnp.asarray(padded), batch, 9)) == 9
+
+
 def whole_sequence_loss(cell, params, batch):
     """Backpropagation's reference: the mean cross-entropy of the scored steps, unrolled."""
     state = jax.vmap(lambda _: cell.initial_state(params["cell"]))(jnp.arange(batch.lengths.size))
@@ -109,6 +128,7 @@ def test_the_copy_run_learns_short_patterns(tmp_path, capsys):
               "--set", "chunk=6400", "--out", str(out)])  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     assert summary["final_sequence_accuracy_mean"] == 1.0
+    assert summary["final_recalled_length_per_seed"] == [3, 3]
     assert all(n is not None and n <= 51200 for n in summary["sequences_to_all_recalled"])
     assert "per-sequence accuracy 1.0000" in capsys.readouterr().out
     cli_main(["plot", str(out), "--out", str(tmp_path / "copy.png")])

@@ -3,9 +3,10 @@ sequences (``rtrl.envs.copy_task``), one update per batch, seeds vmapped, throug
 
 After every chunk of ``chunk`` training sequences each seed is scored on its own validation set
 of ``validation_size`` sequences, drawn once from the seed's key: per-bit accuracy and the
-fraction of sequences recalled without error. ``curve.csv`` has one row per chunk and seed;
-``summary.json`` the final figures (the last point) and the sequences each seed needed to
-recall every validation sequence (null when it never did).
+fraction of sequences recalled without error, and the recalled length: the longest k such that
+every validation pattern of k bits or fewer is recalled without error. ``curve.csv`` has one
+row per chunk and seed; ``summary.json`` the final figures (the last point) and the sequences
+each seed needed to recall every validation sequence (null when it never did).
 """
 
 from __future__ import annotations
@@ -14,19 +15,32 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from rtrl import compiled
 from rtrl.cells import make_cell
-from rtrl.envs.copy_task import NUM_CLASSES, NUM_INPUTS, copy_batch
+from rtrl.envs.copy_task import NUM_CLASSES, NUM_INPUTS, CopyBatch, copy_batch
 from rtrl.experiments.loop import Program, chunks_for, run_loop
 from rtrl.experiments.plots import new_figure, plot_mean_band, save_figure
 from rtrl.experiments.results import read_record, read_seed_table, run_name, standard_error
 from rtrl.gradients import make_estimator
 from rtrl.learners.optim import clipped_adam
-from rtrl.learners.sequence import bptt_sequence_classifier, sequence_classifier
+from rtrl.learners.sequence import (
+    bptt_sequence_classifier,
+    classification_metrics,
+    sequence_classifier,
+)
 
-CURVE_COLUMNS = ("loss", "accuracy", "sequence_accuracy")
+CURVE_COLUMNS = ("loss", "accuracy", "sequence_accuracy", "recalled_length")
+
+
+def recalled_length(logits: jax.Array, batch: CopyBatch, max_length: int) -> jax.Array:
+    """The longest k such that every pattern of ``batch`` with k bits or fewer is recalled
+    without error (``max_length`` when every pattern is)."""
+    right = jnp.all((jnp.argmax(logits, -1) == batch.targets) | ~batch.scored, axis=0)
+    shortest_wrong = jnp.min(jnp.where(right, max_length + 1, batch.lengths))
+    return shortest_wrong - 1
 
 
 def build_classifier(config: dict[str, Any]):
@@ -65,8 +79,10 @@ def copy_program(config: dict[str, Any], seeds: int) -> Program:
         keys = jax.random.split(jax.random.fold_in(key, index), updates)
         params_state, metrics = jax.lax.scan(update, params_state, keys)
         valid = copy_batch(k_valid, config["validation_size"], length)
-        scored = learner.evaluate(params_state.params, valid.inputs, valid.targets, valid.scored)
-        outputs = {"train_loss": metrics["loss"].mean(), **scored}
+        logits = learner.predict(params_state.params, valid.inputs)
+        scored = classification_metrics(logits, valid.targets, valid.scored)
+        outputs = {"train_loss": metrics["loss"].mean(), **scored,
+                   "recalled_length": recalled_length(logits, valid, length)}  # fmt: skip
         return (params_state, k_valid, key), outputs
 
     # The chunk index is traced, not static: one compilation serves every chunk.
@@ -104,15 +120,20 @@ class CopyRecorder:
         if not path.exists():
             return {"sequences": 0}
         summary: dict[str, Any] = {}
-        for column in ("accuracy", "sequence_accuracy"):
-            sequences, table = read_seed_table(path, f"validation_{column}")
-            final = table[:, -1]
+        tables = {}
+        for column in ("accuracy", "sequence_accuracy", "recalled_length"):
+            sequences, tables[column] = read_seed_table(path, f"validation_{column}")
+            final = tables[column][:, -1]
             summary.update({f"final_{column}_per_seed": final.tolist(),
                             f"final_{column}_mean": float(np.mean(final)),
                             f"final_{column}_stderr": standard_error(final)})  # fmt: skip
+        summary["final_recalled_length_per_seed"] = [
+            int(k) for k in summary["final_recalled_length_per_seed"]
+        ]
         summary["sequences"] = int(sequences[-1])
         summary["sequences_to_all_recalled"] = [
-            next((int(n) for n, a in zip(sequences, row) if a >= 1.0), None) for row in table
+            next((int(n) for n, a in zip(sequences, row) if a >= 1.0), None)
+            for row in tables["sequence_accuracy"]
         ]
         return summary
 

@@ -123,8 +123,10 @@ def result_line(config: dict[str, Any], summary: dict[str, Any], out: Path) -> s
     if config["kind"] == "copy":
         return (f"validation: per-sequence accuracy "
                 f"{_figure(summary, 'final_sequence_accuracy_mean')}, per-bit "
-                f"{_figure(summary, 'final_accuracy_mean')}; sequences until every one was "
-                f"recalled: {summary.get('sequences_to_all_recalled')} ({out})")  # fmt: skip
+                f"{_figure(summary, 'final_accuracy_mean')}; every pattern recalled up to "
+                f"{summary.get('final_recalled_length_per_seed')} bits (per seed); sequences "
+                f"until every one was recalled: {summary.get('sequences_to_all_recalled')} "
+                f"({out})")  # fmt: skip
     if config["stream"] == "atari":
         return (f"normalised final error over {len(summary['games'])} games: "
                 f"{_figure(summary, 'normalised_final_mean')} ± "

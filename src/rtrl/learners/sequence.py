@@ -40,6 +40,8 @@ class SequenceClassifier(NamedTuple):
     gradient: Callable[..., tuple[optax.Params, jax.Array]]
     # (params, inputs, targets, scored) -> metrics of a forward pass (no gradient)
     evaluate: Callable[..., Metrics]
+    # (params, inputs) -> logits (T, B, classes) of a forward pass
+    predict: Callable[..., jax.Array]
 
 
 def classification_metrics(logits: jax.Array, targets: jax.Array, scored: jax.Array) -> Metrics:
@@ -90,10 +92,13 @@ def _classifier(cell: Cell, num_classes: int, optimizer: optax.GradientTransform
         params = optax.apply_updates(state.params, updates)
         return SequenceState(params, opt_state), classification_metrics(logits, targets, scored)
 
-    def evaluate(params, inputs, targets, scored):
-        return classification_metrics(_forward_logits(cell, params, inputs), targets, scored)
+    def predict(params, inputs):
+        return _forward_logits(cell, params, inputs)
 
-    return SequenceClassifier(init, train, gradient, evaluate)
+    def evaluate(params, inputs, targets, scored):
+        return classification_metrics(predict(params, inputs), targets, scored)
+
+    return SequenceClassifier(init, train, gradient, evaluate, predict)
 
 
 def bptt_sequence_classifier(
