@@ -290,14 +290,15 @@ def _column_table(best: list[tuple[PlannedRun, dict[str, Any]]], column: str) ->
 
 def _plot_curves(best, out: Path, column: str | None) -> None:
     """The best runs' learning curves: ``best.png``; control studies with a column (tasks)
-    draw one figure per task, ``returns-TASK.png``."""
+    draw one figure per task, ``returns-TASK.png`` (``atari:Pong``: ``returns-atari-Pong.png``)."""
     kind = best[0][0].config["kind"]
     if kind == "control":
         from rtrl.experiments.control import plot_control_runs
 
         panels: dict[str, list[Path]] = {}
         for run, _ in best:
-            name = f"returns-{run.config[column]}.png" if column else "best.png"
+            task = str(run.config[column]).replace(":", "-")
+            name = f"returns-{task}.png" if column else "best.png"
             panels.setdefault(name, []).append(out / run.task.directory)
         for name, run_dirs in panels.items():
             plot_control_runs(run_dirs, out / name, smooth=3)
