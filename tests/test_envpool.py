@@ -167,3 +167,34 @@ def test_the_r2ac_benchmark_reports_each_part_per_core_count(capsys):
     for part in ("environment", "actors", "learner", "loop"):
         assert row[f"{part}_frames_per_s"] == pytest.approx(4 * row[f"{part}_steps_per_s"])
         assert row[f"{part}_steps_per_s"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lag", [0, 1])
+def test_the_host_loop_actors_trail_the_learner_by_the_behaviour_lag(lag):
+    import jax
+
+    from rtrl.experiments import presets
+    from rtrl.experiments.control import EnvPoolActors
+
+    config = presets.resolve("r2ac-ff-atari", {
+        "num_envs": "2", "segment_length": "4", "hidden": "16", "units": "8",
+        "torso": "nature", "behaviour_lag": str(lag)})  # fmt: skip
+    actors = EnvPoolActors(config, seeds=1)
+    acted_with = []
+    collect = actors.collect
+    actors.collect = lambda params, state: (acted_with.append(params), collect(params, state))[1]
+    learner, state = actors.init()
+    learner, state, metrics = actors.train(learner, state, 3)
+    assert metrics["episodes"].shape == (1, 3)
+
+    def same(a, b):
+        return all(bool((x == y).all()) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+    # lag 0: every segment with the latest parameters; lag 1: the first two with the initial
+    # ones (the second collected while the first update computes), the third with the first
+    # update's.
+    assert same(acted_with[0], acted_with[1]) == (lag == 1)
+    assert not same(acted_with[1], acted_with[2])
+    assert same(learner[2][-1], learner[0]) and len(learner[2]) == lag + 1
+    actors.envs.close()
