@@ -299,3 +299,16 @@ def test_control_study_keeps_the_highest_return_per_trunk_and_task(tmp_path):
     table = (tmp_path / "best.md").read_text()
     assert "| method | env cartpole-p |" in table and "| ppo-gru-bptt | " in table
     assert (tmp_path / "returns-cartpole-p.png").stat().st_size > 0
+
+
+def test_the_r2ac_study_puts_agents_in_rows_and_games_in_columns():
+    """Atari and ProcGen presets name their family, not the game: the method drops it."""
+    runs = plan(studies.STUDIES["r2ac-pixels"])
+    labels = {(studies.method_label(run, "env"), run.config["env"]) for run in runs}
+    agents = ("r2ac-elstm", "r2ac-lstm-tbptt", "r2ac-ff")
+    games = ("atari:Frostbite", "atari:DoubleDunk", "procgen:heist", "procgen:maze")
+    assert labels == {(agent, game) for agent in agents for game in games}
+    assert all(run.config["torso"] == "nature" and run.config["num_envs"] == 8 for run in runs)
+    paper = plan(studies.STUDIES["r2ac-pixels"], paper=True)
+    assert all(run.config["torso"] == "resnet" and run.config["steps"] == 200_000_000
+               for run in paper)  # fmt: skip

@@ -312,11 +312,10 @@ for _trunk, (_what, _trunk_config) in _r2ac_trunks(256).items():
     _control_preset(f"r2ac-{_trunk}-atari",
                     f"R2AC on Atari (EnvPool; atari:Pong, --set env=atari:GAME): {_what}",
                     env="atari:Pong", **_trunk_config, **_R2AC_PIXELS)  # fmt: skip
-    # rtrl.envs.envpool_games.PROCGEN_MEMORY_GAMES (not imported: presets load without JAX)
-    for _game in ("caveflyer", "dodgeball", "heist", "jumper", "maze", "miner"):
-        _control_preset(f"r2ac-{_trunk}-procgen-{_game}",
-                        f"R2AC on ProcGen {_game} (memory mode, EnvPool): {_what}",
-                        env=f"procgen:{_game}", **_trunk_config, **_R2AC_PIXELS)  # fmt: skip
+    _control_preset(f"r2ac-{_trunk}-procgen",
+                    f"R2AC on ProcGen's memory games (EnvPool; procgen:heist, --set "
+                    f"env=procgen:GAME): {_what}",
+                    env="procgen:heist", **_trunk_config, **_R2AC_PIXELS)  # fmt: skip
 _AC = {
     "learner": "actor_critic",
     "units": 32,

@@ -268,10 +268,15 @@ def _best_table(best: list[tuple[PlannedRun, dict[str, Any]]], study: Study, see
 
 def method_label(run: PlannedRun, column: str | None) -> str:
     """The method a run belongs to, without the column's value in its name (the preset
-    ``ppo-rtu-cartpole-p`` is method ``ppo-rtu`` on env ``cartpole-p``)."""
+    ``ppo-rtu-cartpole-p`` is method ``ppo-rtu`` on env ``cartpole-p``) or its family's (the
+    preset ``r2ac-elstm-atari`` is method ``r2ac-elstm`` on env ``atari:Frostbite``)."""
     if column is None:
         return run.preset
-    return run.preset.removesuffix(f"-{run.config[column]}")
+    value = str(run.config[column])
+    for suffix in (value, value.partition(":")[0]):
+        if run.preset.endswith(f"-{suffix}"):
+            return run.preset.removesuffix(f"-{suffix}")
+    return run.preset
 
 
 def _column_table(best: list[tuple[PlannedRun, dict[str, Any]]], column: str) -> str:
@@ -432,10 +437,10 @@ _study(Study(
 # settings (residual torso, 32 environments) and 200M steps.
 _R2AC_TRUNKS = ("elstm", "lstm-tbptt", "ff")
 _R2AC_GAMES = ("atari:Frostbite", "atari:DoubleDunk")
-_R2AC_PROCGEN = ("heist", "maze")
+_R2AC_PROCGEN = ("procgen:heist", "procgen:maze")
 _r2ac_grids = (
     Grid(tuple(f"r2ac-{trunk}-atari" for trunk in _R2AC_TRUNKS), {"env": _R2AC_GAMES}),
-    Grid(tuple(f"r2ac-{trunk}-procgen-{game}" for game in _R2AC_PROCGEN for trunk in _R2AC_TRUNKS)),
+    Grid(tuple(f"r2ac-{trunk}-procgen" for trunk in _R2AC_TRUNKS), {"env": _R2AC_PROCGEN}),
 )
 _study(Study(
     "r2ac-pixels",
