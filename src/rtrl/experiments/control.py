@@ -25,9 +25,9 @@ from rtrl import compiled
 from rtrl.experiments import builders
 from rtrl.experiments.loop import Program, chunks_for, run_loop
 from rtrl.experiments.plots import new_figure, plot_mean_band, save_figure
-from rtrl.experiments.results import final_and_lifetime, read_curve, read_record
+from rtrl.experiments.results import final_and_lifetime, read_curve, read_record, run_name
 from rtrl.learners.impala import Segment
-from rtrl.learners.trunks import Step
+from rtrl.learners.trunks import FEEDFORWARD, Step
 
 
 def _program(init, run_chunk, seeds: int, config) -> Program:
@@ -317,7 +317,9 @@ def plot_control_runs(run_dirs: list[Path], out: Path, smooth: int = 1) -> Path:
             counts = np.apply_along_axis(np.convolve, 1, valid.astype(float), kernel, "same")
             returns = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         config = read_record(run_dir)["config"]
-        label = f"{run_dir.name} ({config['cell']} {config['units']}, {config['estimator']})"
+        trunk = (f"feed-forward {config['units']}" if config["cell"] == FEEDFORWARD
+                 else f"{config['cell']} {config['units']}, {config['estimator']}")  # fmt: skip
+        label = f"{run_name(run_dir)} ({trunk})"
         plot_mean_band(ax, steps, returns, label)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("mean episodic return")
