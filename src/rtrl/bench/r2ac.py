@@ -5,8 +5,8 @@ threads and XLA's see only those), one seed of ``num_envs`` environments:
 - environment: EnvPool's batch alone, random actions;
 - actors: the agents' jitted step of the batch (policy and trunk, no environment);
 - learner: one update on a collected segment (re-run, V-trace loss, gradient, RMSProp);
-- loop: what a run does, segments of collecting then updating (``EnvPoolActors.train``); with
-  ``--set behaviour_lag=1`` a segment's collection overlaps the previous update.
+- loop: what a run does, segments of collecting then updating (``EnvPoolActors.train``;
+  ``--set behaviour_lag=1``: the actors trail the learner by one update).
 Frames count emulator frames (Atari: 4 per agent step, its frame skip; ProcGen: 1).
 """
 

@@ -142,9 +142,9 @@ class EnvPoolActors:
 
     With ``behaviour_lag`` = 0 the actors act with the learner's current parameters, so each
     segment waits for the update before it. With ``behaviour_lag`` = N the actors act with the
-    parameters of N updates before, as IMPALA's separate actors do (V-trace corrects for it):
-    JAX dispatches an update without waiting for it, so the next segment's collection runs
-    while the update computes, on a second core."""
+    parameters of N updates before, as IMPALA's separate actors do (V-trace corrects for it),
+    and JAX may start collecting before the update ends (it dispatches the update without
+    waiting). On two cores that gained nothing measurable: the update already uses both."""
 
     def __init__(self, config: dict[str, Any], seeds: int, **envpool_options: Any):
         self.config, self.seeds, self.num_envs = config, seeds, config["num_envs"]
