@@ -84,18 +84,25 @@ def whole_sequence_loss(cell, params, batch):
     return classification_metrics(logits, batch.targets, batch.scored)["loss"]
 
 
-@pytest.mark.float64
-def test_exact_rtrl_gives_the_gradient_of_the_whole_sequences():
-    cell = make_cell("elstm", 5)
-    learner = sequence_classifier(columnar_rtrl(cell), NUM_CLASSES, optax.sgd(0.1))
+def gradient_against_whole_sequences(learner, cell):
+    """The learner's gradient on a small copy batch equals backpropagation's through the
+    unrolled sequences; returns (params, batch, that gradient, the learner's logits)."""
     state = learner.init(jax.random.PRNGKey(0), NUM_INPUTS)
     # Nonzero head weights, so that the recurrent parameters get a gradient at all.
     head = jax.random.normal(jax.random.PRNGKey(1), state.params["head"]["w"].shape)
     params = {**state.params, "head": {**state.params["head"], "w": head}}
     batch = copy_batch(jax.random.PRNGKey(2), 6, 4)
-    got, _ = learner.gradient(params, batch.inputs, batch.targets, batch.scored)
+    got, logits = learner.gradient(params, batch.inputs, batch.targets, batch.scored)
     want = jax.grad(lambda p: whole_sequence_loss(cell, p, batch))(params)
     assert_trees_close(got, want, tol=1e-10)
+    return params, batch, want, logits
+
+
+@pytest.mark.float64
+def test_exact_rtrl_gives_the_gradient_of_the_whole_sequences():
+    cell = make_cell("elstm", 5)
+    learner = sequence_classifier(columnar_rtrl(cell), NUM_CLASSES, optax.sgd(0.1))
+    params, batch, want, _ = gradient_against_whole_sequences(learner, cell)
     # Truncation to 2 steps loses credit across the delay between pattern and recall.
     truncated = sequence_classifier(truncated_bptt(cell, 2), NUM_CLASSES, optax.sgd(0.1))
     short, _ = truncated.gradient(params, batch.inputs, batch.targets, batch.scored)
@@ -106,13 +113,7 @@ def test_exact_rtrl_gives_the_gradient_of_the_whole_sequences():
 def test_the_bptt_baseline_backpropagates_through_the_whole_sequences():
     cell = make_cell("dense_lstm", 5)
     learner = bptt_sequence_classifier(cell, NUM_CLASSES, optax.sgd(0.1))
-    state = learner.init(jax.random.PRNGKey(0), NUM_INPUTS)
-    head = jax.random.normal(jax.random.PRNGKey(1), state.params["head"]["w"].shape)
-    params = {**state.params, "head": {**state.params["head"], "w": head}}
-    batch = copy_batch(jax.random.PRNGKey(2), 6, 4)
-    got, logits = learner.gradient(params, batch.inputs, batch.targets, batch.scored)
-    want = jax.grad(lambda p: whole_sequence_loss(cell, p, batch))(params)
-    assert_trees_close(got, want, tol=1e-10)
+    params, batch, _, logits = gradient_against_whole_sequences(learner, cell)
     metrics = learner.evaluate(params, batch.inputs, batch.targets, batch.scored)
     assert float(metrics["loss"]) == pytest.approx(float(whole_sequence_loss(cell, params, batch)))
     assert logits.shape == batch.targets.shape + (NUM_CLASSES,)

@@ -30,6 +30,7 @@ from rtrl.learners.sequence import (
     bptt_sequence_classifier,
     classification_metrics,
     sequence_classifier,
+    sequences_right,
 )
 
 CURVE_COLUMNS = ("loss", "accuracy", "sequence_accuracy", "recalled_length")
@@ -38,7 +39,7 @@ CURVE_COLUMNS = ("loss", "accuracy", "sequence_accuracy", "recalled_length")
 def recalled_length(logits: jax.Array, batch: CopyBatch, max_length: int) -> jax.Array:
     """The longest k such that every pattern of ``batch`` with k bits or fewer is recalled
     without error (``max_length`` when every pattern is)."""
-    right = jnp.all((jnp.argmax(logits, -1) == batch.targets) | ~batch.scored, axis=0)
+    right = sequences_right(logits, batch.targets, batch.scored)
     shortest_wrong = jnp.min(jnp.where(right, max_length + 1, batch.lengths))
     return shortest_wrong - 1
 

@@ -44,6 +44,11 @@ class SequenceClassifier(NamedTuple):
     predict: Callable[..., jax.Array]
 
 
+def sequences_right(logits: jax.Array, targets: jax.Array, scored: jax.Array) -> jax.Array:
+    """(B,) whether every scored step of each sequence is classified right."""
+    return jnp.all((jnp.argmax(logits, axis=-1) == targets) | ~scored, axis=0)
+
+
 def classification_metrics(logits: jax.Array, targets: jax.Array, scored: jax.Array) -> Metrics:
     """Cross-entropy over scored steps, per-step accuracy (per bit, for the copy task) and the
     fraction of sequences with every scored step right."""
@@ -54,7 +59,7 @@ def classification_metrics(logits: jax.Array, targets: jax.Array, scored: jax.Ar
     return {
         "loss": jnp.sum(jnp.where(scored, cross_entropy, 0.0)) / count,
         "accuracy": jnp.sum(right & scored) / count,
-        "sequence_accuracy": jnp.mean(jnp.all(right | ~scored, axis=0)),
+        "sequence_accuracy": jnp.mean(sequences_right(logits, targets, scored)),
     }
 
 
