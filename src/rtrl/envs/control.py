@@ -172,14 +172,41 @@ def scale_rewards(
     return env._replace(reset=reset, step=step)
 
 
+def append_previous_reward(env: ControlEnv, clip: float = 1.0) -> ControlEnv:
+    """Observations followed by the reward of the step that led to them, clipped to +-clip, as
+    the R2AC reference's agents read it (0 on an episode's first observation). Wrap an
+    ``auto_reset`` environment: the final observation of a finished episode gets that step's
+    reward, the next episode's first observation 0."""
+
+    def with_reward(obs, reward):
+        return jnp.concatenate([obs, jnp.clip(reward, -clip, clip)[None].astype(obs.dtype)])
+
+    def reset(key):
+        state, obs = env.reset(key)
+        return state, with_reward(obs, jnp.zeros(()))
+
+    def step(key, state, action):
+        state, obs, reward, terminated, truncated, info = env.step(key, state, action)
+        done = terminated | truncated
+        info = {**info, "final_observation": with_reward(info["final_observation"], reward)}
+        obs = with_reward(obs, jnp.where(done, 0.0, reward))
+        return state, obs, reward, terminated, truncated, info
+
+    return env._replace(observation_size=env.observation_size + 1, reset=reset, step=step)
+
+
 def wrap_for_agents(
     env: ControlEnv,
     normalize_obs: bool = False,
     scale_reward: bool = False,
     gamma: float = 0.99,
+    previous_reward: bool = False,
 ) -> ControlEnv:
-    """The standard stack (see the module docstring) around an episodic environment."""
+    """The standard stack (see the module docstring) around an episodic environment;
+    ``previous_reward`` appends the last (clipped) reward to the observations."""
     env = record_episode_returns(auto_reset(env))
+    if previous_reward:
+        env = append_previous_reward(env)
     if normalize_obs:
         env = normalize_observations(env)
     if scale_reward:

@@ -8,6 +8,7 @@ from rtrl.envs import animal_learning, atari, popgym
 from rtrl.envs.base import PredictionStream
 from rtrl.envs.cartpole import cartpole, cartpole_p, cartpole_v
 from rtrl.envs.control import ControlEnv
+from rtrl.envs.gymnax_envs import GYMNAX_PREFIX, gymnax_env
 from rtrl.envs.mujoco import MUJOCO_LAYOUT, OBSERVED, brax_pomdp
 
 # Each stream constructor takes the options it needs from a common set (isi, num_distractors,
@@ -55,11 +56,18 @@ MUJOCO_TASKS = [f"{name}-{observed}" for name in MUJOCO_LAYOUT for observed in O
 
 
 def control_env_names() -> list[str]:
-    return sorted(CARTPOLE) + MUJOCO_TASKS + sorted(popgym.TASKS)
+    return sorted(CARTPOLE) + MUJOCO_TASKS + sorted(popgym.TASKS) + [f"{GYMNAX_PREFIX}NAME"]
 
 
-def make_control_env(name: str, mujoco_backend: str = "spring") -> ControlEnv:
-    """E.g. "cartpole-p", "halfcheetah-p" (Brax, needs the control extra), "autoencode-easy"."""
+def make_control_env(
+    name: str, mujoco_backend: str = "spring", memory_length: int | None = None
+) -> ControlEnv:
+    """E.g. "cartpole-p", "halfcheetah-p" (Brax, needs the control extra), "autoencode-easy",
+    "gymnax:MemoryChain-bsuite" (any of gymnax's names; ``memory_length`` is MemoryChain's)."""
+    if name.startswith(GYMNAX_PREFIX):
+        return gymnax_env(name[len(GYMNAX_PREFIX) :], memory_length)
+    if memory_length is not None:
+        raise ValueError(f"memory_length applies to gymnax:MemoryChain-bsuite, not to {name}")
     if name in CARTPOLE:
         return CARTPOLE[name]()
     if name in MUJOCO_TASKS:

@@ -11,6 +11,7 @@ import optax
 
 from rtrl.cells import make_cell
 from rtrl.envs.control import ControlEnv, wrap_for_agents
+from rtrl.envs.gymnax_envs import DEFAULT_MEMORY_LENGTH
 from rtrl.envs.registry import (
     HOST_PREFIX,
     make_control_env,
@@ -57,6 +58,16 @@ def staged_network_of(config: dict[str, Any]):
     )  # fmt: skip
 
 
+def cell_of(config: dict[str, Any]):
+    """The configuration's cell; ``forget_bias`` (where the kind has it) is the eLSTM's."""
+    options = {}
+    if config.get("forget_bias"):
+        if config["cell"] != "elstm":
+            raise ValueError("forget_bias applies to the eLSTM only (cell=elstm, or forget_bias=0)")
+        options["forget_bias"] = config["forget_bias"]
+    return make_cell(config["cell"], config["units"], **options)
+
+
 def build_estimator(config: dict[str, Any]):
     """The estimator of a prediction configuration; ``staged_rtrl`` builds a staged network."""
     valid = sorted([*ESTIMATORS, "staged_rtrl"])
@@ -69,7 +80,7 @@ def build_estimator(config: dict[str, Any]):
             "input_norm_window normalises the inputs of a staged network's stages: it needs "
             "estimator=staged_rtrl (or set input_norm_window=0)"
         )
-    cell = make_cell(config["cell"], config["units"])
+    cell = cell_of(config)
     truncation = config["truncation"] if config["estimator"] == "tbptt" else None
     return make_estimator(config["estimator"], cell, truncation=truncation)
 
@@ -105,8 +116,12 @@ def build_prediction(config: dict[str, Any]):
 
 
 def control_env(config: dict[str, Any]) -> ControlEnv:
-    env = make_control_env(config["env"], mujoco_backend=config["mujoco_backend"])
-    return wrap_for_agents(env, config["normalize_obs"], config["scale_reward"], config["gamma"])
+    # The default memory length is MemoryChain's own, so other environments accept it.
+    memory_length = config["memory_length"]
+    memory_length = None if memory_length == DEFAULT_MEMORY_LENGTH else memory_length
+    env = make_control_env(config["env"], config["mujoco_backend"], memory_length)
+    return wrap_for_agents(env, config["normalize_obs"], config["scale_reward"], config["gamma"],
+                           previous_reward=config["previous_reward"])  # fmt: skip
 
 
 def host_envs(config: dict[str, Any], seeds: int):
@@ -135,6 +150,9 @@ def check_control_learner(config: dict[str, Any]) -> None:
     if is_envpool(config) and config["learner"] != "impala":
         raise ValueError("EnvPool environments (atari:..., procgen:...) run with the IMPALA "
                          "learner (--set learner=impala)")  # fmt: skip
+    if config["previous_reward"] and (is_envpool(config) or config["env"].startswith(HOST_PREFIX)):
+        raise ValueError("previous_reward applies to JAX environments only (set "
+                         "previous_reward=false)")  # fmt: skip
     if config["env"].startswith(HOST_PREFIX) and config["learner"] != "actor_critic":
         raise ValueError(
             "Gymnasium environments (env=gym:...) run with the host-loop actor-critic "
@@ -147,7 +165,7 @@ def build_trunk(config: dict[str, Any]):
     none (``cell=feedforward``: one tanh layer)."""
     if config["cell"] == FEEDFORWARD:
         return feedforward_trunk(config["units"])
-    cell = make_cell(config["cell"], config["units"])
+    cell = cell_of(config)
     if config["estimator"] == "bptt":
         return bptt_trunk(cell)
     return rtrl_trunk(make_estimator(config["estimator"], cell))
@@ -169,7 +187,7 @@ def build_impala(config: dict[str, Any], env):
 def build_actor_critic(config: dict[str, Any], action_space):
     if config["estimator"] == "bptt":
         raise ValueError("the real-time actor-critic needs an online estimator, not bptt")
-    estimator = make_estimator(config["estimator"], make_cell(config["cell"], config["units"]))
+    estimator = make_estimator(config["estimator"], cell_of(config))
     return actor_critic(
         estimator, action_space,
         optax.adam(config["step_size"]), optax.adam(config["step_size"]),

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rtrl import compiled
-from rtrl.cells import make_cell
+from rtrl.experiments.builders import cell_of
 from rtrl.envs.copy_task import NUM_CLASSES, NUM_INPUTS, CopyBatch, copy_batch
 from rtrl.experiments.loop import Program, chunks_for, run_loop
 from rtrl.experiments.plots import new_figure, plot_mean_band, save_figure
@@ -45,12 +45,7 @@ def recalled_length(logits: jax.Array, batch: CopyBatch, max_length: int) -> jax
 
 
 def build_classifier(config: dict[str, Any]):
-    options = {}
-    if config["forget_bias"]:
-        if config["cell"] != "elstm":
-            raise ValueError("forget_bias applies to the eLSTM only (cell=elstm)")
-        options["forget_bias"] = config["forget_bias"]
-    cell = make_cell(config["cell"], config["units"], **options)
+    cell = cell_of(config)
     optimizer = clipped_adam(config["step_size"], config["max_grad_norm"], config["adam_eps"])
     if config["estimator"] == "bptt":  # backpropagation through whole sequences
         return bptt_sequence_classifier(cell, NUM_CLASSES, optimizer)

@@ -193,12 +193,15 @@ CONTROL_DEFAULTS: dict[str, Any] = {
     "kind": "control",
     "learner": "ppo",  # ppo | impala | actor_critic
     "env": "halfcheetah-p",  # see rtrl.envs.registry.control_env_names()
-    "mujoco_backend": "spring",  # Brax backend: spring | positional | generalized | mjx
+    "mujoco_backend": "spring",
+    "memory_length": 5,  # gymnax:MemoryChain-bsuite only: steps between the cue and the query  # Brax backend: spring | positional | generalized | mjx
     "normalize_obs": True,
     "scale_reward": True,
     "cell": "linear_rtu",
     "units": 192,
+    "forget_bias": 0.0,  # eLSTM: added to the forget gate's initial bias (0: the reference's)
     "estimator": "columnar_rtrl",  # an online estimator, or bptt (recurrent PPO baseline)
+    "previous_reward": False,  # the agent also reads the last reward, clipped to [-1, 1]
     "gamma": 0.99,
     "bootstrap_truncation": True,  # False: a time limit ends episodes like a terminal state
     # PPO (rtrl.learners.ppo.PPOConfig)
@@ -428,7 +431,8 @@ RATES_AS_WINDOWS = {
 _AT_LEAST_ONE = {"units", "steps", "paper_steps", "chunk", "bin_size", "final_window",
                  "truncation", "isi", "frame_size", "rollout_length", "num_envs", "epochs",
                  "minibatches", "sequence_length", "columns", "inputs",
-                 "segment_length", "max_length", "batch_size", "validation_size"}  # fmt: skip
+                 "segment_length", "max_length", "batch_size", "validation_size",
+                 "memory_length"}  # fmt: skip
 _AT_LEAST_ZERO = {"num_distractors", "stage_size", "stage_steps", "seed", "hidden", "clip",
                   "value_clip", "value_coef", "entropy_coef", "max_grad_norm",
                   "adam_eps", "input_norm_window", "feature_norm_window", "baseline_coef",
