@@ -187,3 +187,16 @@ def test_cells_run_in_float32_by_default():
         "assert dtypes == {jnp.dtype('float32')}, dtypes\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_elstm_timescale_initialisation():
+    """max_timescale T: forget biases log u, u ~ U[1, T - 1], so timescales 1/(1 - f) = 1 + u
+    spread over 2..T; the other parameters keep the reference's N(0, 0.1^2)."""
+    cell = cells.elstm(2000, max_timescale=16)
+    p = cell.init(KEY, D)
+    timescales = 1.0 / (1.0 - jax.nn.sigmoid(p["unit"]["b_f"]))
+    assert 2.0 - 1e-4 <= float(timescales.min()) and float(timescales.max()) <= 16.0 + 1e-3
+    np.testing.assert_allclose(float(jnp.mean(jnp.exp(p["unit"]["b_f"]))), 8.0, rtol=0.05)
+    np.testing.assert_allclose(float(jnp.std(p["unit"]["b_z"])), 0.1, rtol=0.1)
+    with pytest.raises(ValueError, match="max_timescale must exceed 2"):
+        cells.elstm(4, max_timescale=2)

@@ -354,3 +354,28 @@ def test_host_envs_keep_indices_and_auto_reset():
     assert truncated == [False, False, False, True] * 2
     with pytest.raises(ValueError, match="exceed"):
         HostEnvs("CartPole-v1", 1, keep=[7])
+
+
+def test_previous_reward_follows_the_observation():
+    """The last reward (clipped to [-1, 1]) after the observation; 0 where an episode starts;
+    the final observation of a finished episode carries that step's reward."""
+    from rtrl.envs.control import append_previous_reward
+
+    counter = truncated_counter(3)
+
+    def rewarding(key, state, action):  # reward 2 (clipped to 1) on every step
+        state, obs, _, terminated, truncated, info = counter.step(key, state, action)
+        return state, obs, jnp.asarray(2.0), terminated, truncated, info
+
+    env = append_previous_reward(auto_reset(counter._replace(step=rewarding)))
+    assert env.observation_size == 2
+    state, obs = env.reset(jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(obs, [0.0, 0.0])
+    seen = []
+    for t in range(4):
+        state, obs, reward, terminated, truncated, info = env.step(jax.random.PRNGKey(t), state, 0)
+        seen.append((obs.tolist(), info["final_observation"].tolist(), bool(truncated)))
+    assert seen == [([1.0, 1.0], [1.0, 1.0], False), ([2.0, 1.0], [2.0, 1.0], False),
+                    ([0.0, 0.0], [3.0, 1.0], True), ([1.0, 1.0], [1.0, 1.0], False)]  # fmt: skip
+    wrapped = wrap_for_agents(cartpole_p(), previous_reward=True)
+    assert wrapped.observation_size == cartpole_p().observation_size + 1

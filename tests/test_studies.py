@@ -312,3 +312,57 @@ def test_the_r2ac_study_puts_agents_in_rows_and_games_in_columns():
     paper = plan(studies.STUDIES["r2ac-pixels"], paper=True)
     assert all(run.config["torso"] == "resnet" and run.config["steps"] == 200_000_000
                for run in paper)  # fmt: skip
+
+
+def test_memory_study_plans_lengths_learners_and_the_papers_tasks():
+    runs = plan(studies.STUDIES["memory-control"])
+    assert {run.config["memory_length"] for run in runs} == {4, 16, 64}
+    assert {run.config["learner"] for run in runs} == {"impala", "ppo", "actor_critic"}
+    assert all(run.config["env"] == "gymnax:MemoryChain-bsuite" for run in runs)
+    truncated = {run.config["segment_length"] for run in runs if run.config["estimator"] == "bptt"
+                 and run.config["learner"] == "impala"}  # fmt: skip
+    assert truncated == {4, 16}
+    paper = plan(studies.STUDIES["memory-control"], paper=True)
+    assert {run.config["memory_length"] for run in paper} == {4, 8, 16, 32, 64, 128, 5}
+    assert {"repeat_first-hard", "count_recall-medium"} <= {run.config["env"] for run in paper}
+
+
+@pytest.mark.slow
+def test_memory_study_writes_success_against_memory_length(tmp_path):
+    """MemoryChain runs of two agents at two lengths: a table with lengths as columns, the
+    success-rate figure; success is (return + 1) / 2."""
+    tiny = {"steps": "2048", "chunk": "1024", "units": "8", "hidden": "8", "num_envs": "2",
+            "segment_length": "4", "bin_size": "512"}  # fmt: skip
+    study = Study("memory", "", grids=(Grid(("memory-r2ac-rtu", "memory-r2ac-ff"),
+                                            {"memory_length": ("2", "4"),
+                                             "step_size": ("1e-3", "3e-3")}),),
+                  paper_grids=(), seeds=2, budget=tiny, column="memory_length",
+                  more_columns=("env",), figures=("success",))  # fmt: skip
+    best = run_study(study, tmp_path, LocalExecutor(1), progress=False)
+    assert len(best) == 4
+    table = (tmp_path / "best.md").read_text()
+    assert "| method | memory_length 2 | memory_length 4 |" in table
+    assert "| memory-r2ac-ff |" in table and "env " not in table
+    assert (tmp_path / "success-vs-memory_length.png").stat().st_size > 0
+    assert studies.success_rate(-1.0) == 0.0 and studies.success_rate(0.5) == 0.75
+
+
+@pytest.mark.slow
+def test_copy_study_reports_recalled_length_per_method(tmp_path):
+    tiny = {"steps": "64", "chunk": "32", "batch_size": "16", "units": "4",
+            "validation_size": "16"}  # fmt: skip
+    study = Study("copy", "", grids=(Grid(("copy-elstm-rtrl", "copy-elstm-bptt"),
+                                          {"max_length": ("2", "3")}),
+                                     Grid(("copy-lstm-tbptt",), {"max_length": ("2",),
+                                                                 "truncation": ("1", "2")})),
+                  paper_grids=(), choose=(), seeds=1, budget=tiny, column="max_length",
+                  figures=("column",))  # fmt: skip
+    run_study(study, tmp_path, LocalExecutor(1), progress=False)
+    table = (tmp_path / "best.md").read_text()
+    assert "recalled length |" in table and "Recalled length:" in table
+    assert "| copy-lstm-tbptt truncation=1 |" in table and "| copy-lstm-tbptt truncation=2 |" in table
+    rows = {(r["preset"], r["max_length"]): r for r in read_rows(tmp_path / "study.csv")}
+    # The eLSTM's exact RTRL and its whole-sequence backpropagation follow the same gradient.
+    for length in ("2", "3"):
+        assert rows["copy-elstm-rtrl", length]["final"] == rows["copy-elstm-bptt", length]["final"]
+    assert (tmp_path / "accuracy-vs-max_length.png").stat().st_size > 0

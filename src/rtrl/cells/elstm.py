@@ -20,18 +20,34 @@ import jax.numpy as jnp
 from rtrl.cells.base import Cell, contract, stream_axes_of, unit_form_cell
 
 
-def elstm(units: int, init_std: float = 0.1, forget_bias: float = 0.0) -> Cell:
+def elstm(
+    units: int, init_std: float = 0.1, forget_bias: float = 0.0, max_timescale: float = 0.0
+) -> Cell:
     """eLSTM with ``units`` cells.
 
     Initialisation as in the reference: every weight and bias ~ N(0, init_std^2) (standard
     deviation ``init_std``); ``forget_bias`` is added to b_f (positive values favour remembering).
+
+    ``max_timescale`` T > 2 instead draws b_f = log u, u ~ U[1, T - 1] (chrono initialisation,
+    Tallec & Ollivier 2018), so that the units' memory timescales 1 / (1 - f) = 1 + u spread over
+    2..T steps. With the reference's initialisation every unit forgets at the same rate
+    (f = sigma(b_f) about 0.5, or sigma(forget_bias)): the state is then close to one decaying
+    sum of the recent inputs seen through different projections, from which a linear head cannot
+    tell which step an input came from.
     """
+    if max_timescale and max_timescale <= 2:
+        raise ValueError(f"max_timescale must exceed 2 steps (0: off), got {max_timescale}")
 
     def init(key: jax.Array, num_inputs: int):
         keys = jax.random.split(key, 8)
 
         def normal(k, shape):
             return init_std * jax.random.normal(k, shape)
+
+        def forget_biases(k):
+            if max_timescale:
+                return jnp.log(jax.random.uniform(k, (units,), minval=1.0, maxval=max_timescale - 1))
+            return normal(k, (units,)) + forget_bias
 
         return {
             "inputs": {
@@ -42,7 +58,7 @@ def elstm(units: int, init_std: float = 0.1, forget_bias: float = 0.0) -> Cell:
                 "w_z": normal(keys[2], (units,)),
                 "w_f": normal(keys[3], (units,)),
                 "b_z": normal(keys[4], (units,)),
-                "b_f": normal(keys[5], (units,)) + forget_bias,
+                "b_f": forget_biases(keys[5]),
             },
             "readout": {
                 "O": normal(keys[6], (units, num_inputs + units)),

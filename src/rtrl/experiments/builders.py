@@ -59,12 +59,14 @@ def staged_network_of(config: dict[str, Any]):
 
 
 def cell_of(config: dict[str, Any]):
-    """The configuration's cell; ``forget_bias`` (where the kind has it) is the eLSTM's."""
+    """The configuration's cell; ``forget_bias`` and ``max_timescale`` (where the kind has
+    them) are the eLSTM's initialisation."""
     options = {}
-    if config.get("forget_bias"):
-        if config["cell"] != "elstm":
-            raise ValueError("forget_bias applies to the eLSTM only (cell=elstm, or forget_bias=0)")
-        options["forget_bias"] = config["forget_bias"]
+    for key in ("forget_bias", "max_timescale"):
+        if config.get(key):
+            if config["cell"] != "elstm":
+                raise ValueError(f"{key} applies to the eLSTM only (cell=elstm, or {key}=0)")
+            options[key] = config[key]
     return make_cell(config["cell"], config["units"], **options)
 
 

@@ -93,7 +93,9 @@ def scores(config: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
         return {"status": status, **{k: v for k, v in summary.items() if k.startswith("cosine_")}}
     if config["kind"] == "copy":
         return {"status": status, "final": _value(summary, "final_sequence_accuracy_mean"),
-                "final_stderr": _value(summary, "final_sequence_accuracy_stderr")}  # fmt: skip
+                "final_stderr": _value(summary, "final_sequence_accuracy_stderr"),
+                "recalled_length": _value(summary, "final_recalled_length_mean"),
+                "recalled_length_stderr": _value(summary, "final_recalled_length_stderr")}  # fmt: skip
     if "games" in summary:  # the aggregate of a multi-game Atari run
         final, lifetime = "normalised_final", "normalised_lifetime"
     else:

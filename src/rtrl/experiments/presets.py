@@ -200,6 +200,7 @@ CONTROL_DEFAULTS: dict[str, Any] = {
     "cell": "linear_rtu",
     "units": 192,
     "forget_bias": 0.0,  # eLSTM: added to the forget gate's initial bias (0: the reference's)
+    "max_timescale": 0.0,  # eLSTM: forget biases spread over timescales 2..T (0: off)
     "estimator": "columnar_rtrl",  # an online estimator, or bptt (recurrent PPO baseline)
     "previous_reward": False,  # the agent also reads the last reward, clipped to [-1, 1]
     "gamma": 0.99,
@@ -319,6 +320,26 @@ for _trunk, (_what, _trunk_config) in _r2ac_trunks(256).items():
                     f"R2AC on ProcGen's memory games (EnvPool; procgen:heist, --set "
                     f"env=procgen:GAME): {_what}",
                     env="procgen:heist", **_trunk_config, **_R2AC_PIXELS)  # fmt: skip
+# Memory that outlasts the truncation (study memory-control): bsuite's MemoryChain through gymnax
+# (--set memory_length=m: the cue is asked for m steps later, one +-1 reward per episode), and
+# POPGym's memory tasks with --set env=TASK. Exact-RTRL trunks against LSTMs whose credit stops T
+# steps back (T-BPTT over segments of T steps; T also sets how often the learner updates) and a
+# feed-forward agent, under R2AC (8 environments), and the RTU under the real-time actor-critic.
+MEMORY_TRUNCATIONS = (1, 4, 16)
+_MEMORY = {"env": "gymnax:MemoryChain-bsuite", "normalize_obs": False,
+           "scale_reward": False, "steps": 200_000, "paper_steps": 2_000_000}  # fmt: skip
+_MEMORY_R2AC = {**_R2AC, **_MEMORY, "segment_length": 16, "chunk": 20_480}
+_MEMORY_AGENTS = {
+    "elstm": ("eLSTM 128, exact RTRL", {"cell": "elstm", "units": 128}),
+    "rtu": ("linear RTU 128, exact RTRL", {"cell": "linear_rtu", "units": 128}),
+    **{f"lstm-tbptt-{t}": (f"LSTM 128, T-BPTT T={t} (segments of {t} steps)",
+                           {"cell": "dense_lstm", "units": 128, "estimator": "bptt",
+                            "segment_length": t}) for t in MEMORY_TRUNCATIONS},
+    "ff": ("feed-forward, one tanh layer of 128", {"cell": "feedforward", "units": 128}),
+}  # fmt: skip
+for _agent, (_what, _agent_config) in _MEMORY_AGENTS.items():
+    _control_preset(f"memory-r2ac-{_agent}", f"R2AC on MemoryChain (--set memory_length=m): "
+                    f"{_what}", **{**_MEMORY_R2AC, **_agent_config})  # fmt: skip
 _AC = {
     "learner": "actor_critic",
     "units": 32,
@@ -337,6 +358,16 @@ _control_preset("ac-rtu-repeat_previous-easy",
                 "real-time actor-critic on POPGym repeat_previous-easy: linear RTU 32, RTRL",
                 env="repeat_previous-easy", cell="linear_rtu", **_AC, normalize_obs=False,
                 scale_reward=False, entropy_coef=0.01)  # fmt: skip
+_MEMORY_PPO = {**_POPGYM, **_MEMORY, "chunk": 20_480}
+_control_preset("memory-ppo-rtu", "PPO on MemoryChain (--set memory_length=m): linear RTU 192, "
+                "exact RTRL", **_MEMORY_PPO, **CONTROL_TRUNKS["rtu"][1])  # fmt: skip
+for _t in MEMORY_TRUNCATIONS:
+    _control_preset(f"memory-ppo-gru-bptt-{_t}", f"PPO on MemoryChain (--set memory_length=m): "
+                    f"GRU 64, BPTT over sequences of {_t} steps",
+                    **_MEMORY_PPO, **CONTROL_TRUNKS["gru-bptt"][1], sequence_length=_t)  # fmt: skip
+_control_preset("memory-ac-rtu",
+                "real-time actor-critic on MemoryChain (--set memory_length=m): linear RTU 32, "
+                "exact RTRL", cell="linear_rtu", **{**_AC, **_MEMORY, "entropy_coef": 0.01})  # fmt: skip
 
 
 # The gradient-alignment test-bed (Javed et al. 2021; rtrl.experiments.gradient_alignment): one
@@ -379,6 +410,7 @@ COPY_DEFAULTS: dict[str, Any] = {
     "cell": "elstm",
     "units": 128,
     "forget_bias": 3.0,  # eLSTM: added to the forget gate's initial bias (0: the reference's)
+    "max_timescale": 0.0,  # eLSTM: forget biases spread over timescales 2..T (0: off)
     "estimator": "columnar_rtrl",  # an online estimator, or bptt (through whole sequences)
     "truncation": 10,  # T for tbptt
     "batch_size": 128,
@@ -394,6 +426,11 @@ COPY_DEFAULTS: dict[str, Any] = {
 _PRESETS["copy-elstm-rtrl"] = (
     "copy task, L = 50: eLSTM 128, exact RTRL, one update per batch of sequences",
     dict(COPY_DEFAULTS),
+)
+_PRESETS["copy-elstm-bptt"] = (
+    "copy task, L = 50: eLSTM 128, backpropagation through whole sequences (RTRL's gradient, "
+    "offline)",
+    {**COPY_DEFAULTS, "estimator": "bptt"},
 )
 _COPY_LSTM = {**COPY_DEFAULTS, "cell": "dense_lstm", "forget_bias": 0.0, "step_size": 1e-3}
 _PRESETS["copy-lstm-tbptt"] = (
@@ -436,7 +473,7 @@ _AT_LEAST_ONE = {"units", "steps", "paper_steps", "chunk", "bin_size", "final_wi
 _AT_LEAST_ZERO = {"num_distractors", "stage_size", "stage_steps", "seed", "hidden", "clip",
                   "value_clip", "value_coef", "entropy_coef", "max_grad_norm",
                   "adam_eps", "input_norm_window", "feature_norm_window", "baseline_coef",
-                  "reward_clip", "behaviour_lag", "rmsprop_eps"}  # fmt: skip
+                  "reward_clip", "behaviour_lag", "rmsprop_eps", "max_timescale"}  # fmt: skip
 _UNIT_INTERVAL = {"gamma", "lambda", "gae_lambda", "final_fraction", "density"}  # [0, 1]
 _POSITIVE = {"step_size", "norm_floor", "init_scale", "meta_step_size", "rho_bar", "c_bar"}
 # Choices of the string keys that have a fixed set.

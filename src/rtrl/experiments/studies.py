@@ -64,7 +64,11 @@ class Study:
     # A configuration key whose values are the columns of the best table and the x-axis (or
     # the panels) of the figure: isi, env, density.
     column: str | None = None
-    figures: tuple[str, ...] = ("curves",)  # curves | compute | column | alignment
+    # Further keys with a table each (methods by their values), over the runs that set them.
+    more_columns: tuple[str, ...] = ()
+    # curves | compute | column | success (MemoryChain: success rate against the column) |
+    # alignment
+    figures: tuple[str, ...] = ("curves",)
 
 
 @dataclass(frozen=True)
@@ -209,8 +213,17 @@ def report(study: Study, out: Path, runs: list[PlannedRun], rows: dict[str, dict
     best = best_runs(runs, rows, study.choose)
     seeds = runs[0].task.seeds if runs else 0
     text = _best_table(best, study, seeds)
-    if best and study.column:
-        text += "\n" + _column_table(best, study.column)
+    if best and study.column and not study.more_columns:
+        text += "\n" + _column_table(best, study.column, study.choose)
+        if best[0][0].config["kind"] == "copy":
+            text += ("\nRecalled length: the longest k such that every validation pattern of k "
+                     "bits or fewer is recalled without error (mean over seeds)\n\n"
+                     + _column_table(best, study.column, study.choose, "recalled_length"))  # fmt: skip
+    elif best and study.column:  # several tables: each over the runs whose grid sets its key
+        for key in (study.column, *study.more_columns):
+            subset = [(run, row) for run, row in best if key in run.settings]
+            if subset:
+                text += "\n" + _column_table(subset, key, study.choose)
     best_dirs = [out / run.task.directory for run, _ in best]
     if best and runs[0].task.games:
         from rtrl.experiments.atari import games_table, plot_games
@@ -222,7 +235,14 @@ def report(study: Study, out: Path, runs: list[PlannedRun], rows: dict[str, dict
     if best and "compute" in study.figures:
         _plot_error_against_compute(best, out / "error-vs-compute.png")
     if best and "column" in study.figures:
-        _plot_against_column(best, study.column, out / f"error-vs-{study.column}.png")
+        slug = {"prediction": "error", "control": "return", "copy": "accuracy"}
+        name = f"{slug[best[0][0].config['kind']]}-vs-{study.column}.png"
+        _plot_against_column(best, study.column, out / name)
+    if best and "success" in study.figures:
+        chains = [(run, row) for run, row in best if study.column in run.settings]
+        if chains:
+            _plot_against_column(chains, study.column, out / f"success-vs-{study.column}.png",
+                                 success=True)  # fmt: skip
     (out / BEST_FILE).write_text(text)
     return [row for _, row in best]
 
@@ -230,6 +250,8 @@ def report(study: Study, out: Path, runs: list[PlannedRun], rows: dict[str, dict
 def _figure_name(run: PlannedRun) -> str:
     if run.config["kind"] == "control":
         return "final return"
+    if run.config["kind"] == "copy":
+        return "sequences recalled"
     if run.task.games:
         return f"normalised final error (mean over {len(run.task.games)} games)"
     return "final MSRE"
@@ -246,8 +268,10 @@ def _best_table(best: list[tuple[PlannedRun, dict[str, Any]]], study: Study, see
         *others,
         *(f"best {k}" for k in chosen),
         f"{_figure_name(best[0][0])} ± s.e. over {seeds} seeds",
-        "lifetime",
     ]
+    # Copy runs have no lifetime figure; their second figure is the recalled length.
+    second = "recalled_length" if best[0][0].config["kind"] == "copy" else "lifetime"
+    header.append(second.replace("_", " "))
     prediction = best[0][0].config["kind"] == "prediction"
     if prediction:
         header.append("multiply-adds / step")
@@ -258,7 +282,7 @@ def _best_table(best: list[tuple[PlannedRun, dict[str, Any]]], study: Study, see
             *(run.settings.get(k, "") for k in others),
             *(run.settings.get(k, "") for k in chosen),
             f"{row['final']:.4g} ± {row['final_stderr']:.2g}",
-            f"{row['lifetime']:.4g}",
+            f"{row[second]:.4g}",
         ]
         if prediction:
             cells.append(f"{row['multiply_adds']:,}")
@@ -279,15 +303,23 @@ def method_label(run: PlannedRun, column: str | None) -> str:
     return run.preset
 
 
-def _column_table(best: list[tuple[PlannedRun, dict[str, Any]]], column: str) -> str:
-    """Methods as rows, the column key's values as columns, the best final figure in each."""
+def _column_table(best: list[tuple[PlannedRun, dict[str, Any]]], column: str,
+                  choose: tuple[str, ...], figure: str = "final") -> str:  # fmt: skip
+    """Methods as rows (a method's grid values other than the column's and the chosen keys are
+    part of its name), the column key's values as columns, the best run's ``figure`` (with its
+    standard error) in each."""
+
+    def method(run: PlannedRun) -> str:
+        rest = [f"{k}={v}" for k, v in run.settings.items() if k != column and k not in choose]
+        return " ".join([method_label(run, column), *rest])
+
     values = list(dict.fromkeys(run.config[column] for run, _ in best))
-    methods = list(dict.fromkeys(method_label(run, column) for run, _ in best))
-    cell = {(method_label(run, column), run.config[column]): row for run, row in best}
+    methods = list(dict.fromkeys(method(run) for run, _ in best))
+    cell = {(method(run), run.config[column]): row for run, row in best}
     lines = ["| method | " + " | ".join(f"{column} {v}" for v in values) + " |",
              "|---|" + "---|" * len(values)]  # fmt: skip
     for method in methods:
-        entries = [f"{cell[method, v]['final']:.4g} ± {cell[method, v]['final_stderr']:.2g}"
+        entries = [f"{cell[method, v][figure]:.4g} ± {cell[method, v][f'{figure}_stderr']:.2g}"
                    if (method, v) in cell else "–" for v in values]  # fmt: skip
         lines.append(f"| {method} | " + " | ".join(entries) + " |")
     return "\n".join(lines) + "\n"
@@ -335,8 +367,14 @@ def _plot_error_against_compute(best, path: Path) -> None:
     save_figure(fig, path)
 
 
-def _plot_against_column(best, column: str, path: Path) -> None:
-    """The best final figure against a numeric key (e.g. the ISI), one line per method."""
+def success_rate(final_return: float) -> float:
+    """MemoryChain's success rate from a mean return: each episode returns +1 or -1."""
+    return (final_return + 1.0) / 2.0
+
+
+def _plot_against_column(best, column: str, path: Path, success: bool = False) -> None:
+    """The best final figure against a numeric key (e.g. the ISI), one line per method;
+    ``success``: MemoryChain's success rate, on a log-2 axis of memory lengths."""
     import numpy as np
 
     from rtrl.experiments.plots import new_figure, save_figure
@@ -347,9 +385,15 @@ def _plot_against_column(best, column: str, path: Path) -> None:
         points = sorted((run.config[column], row["final"], row["final_stderr"])
                         for run, row in best if method_label(run, column) == method)  # fmt: skip
         x, y, e = (np.array(v, float) for v in zip(*points))
+        if success:
+            y, e = success_rate(y), e / 2.0
         ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=method)
     ax.set_xlabel(column)
     ax.set_ylabel(_figure_name(best[0][0]))
+    if success:
+        ax.set_xscale("log", base=2)
+        ax.set_ylabel("success rate (final window; 0.5 = chance)")
+        ax.set_ylim(0.0, 1.02)
     ax.legend(fontsize=8)
     save_figure(fig, path)
 
@@ -448,6 +492,61 @@ _study(Study(
     "feed-forward agent, on Atari (EnvPool) and ProcGen memory games; return curves",
     grids=_r2ac_grids, paper_grids=_r2ac_grids, choose=(), seeds=2, paper_seeds=3,
     budget={"steps": "48000", "torso": "nature", "num_envs": "8"}, column="env",
+))  # fmt: skip
+# Does exact RTRL pay off for an agent? MemoryChain (bsuite, through gymnax) at memory lengths
+# past every truncation, exact-RTRL trunks against truncated ones and a feed-forward agent, each
+# under the learner it belongs to: R2AC (eLSTM and linear RTU with RTRL; LSTM with T-BPTT, T = 4
+# and 16; feed-forward), PPO (linear RTU with RTRL; GRU with BPTT over sequences of 1, 4 and 16
+# steps) and the real-time actor-critic (linear RTU). Best of two step sizes per agent and
+# length. --paper adds T = 1 under R2AC (segments of one step: an update per step, three times
+# the cost), lengths 4-128, POPGym's RepeatPrevious, RepeatFirst and CountRecall at Medium and
+# Hard, and 2M steps.
+_MEMORY_R2AC = tuple(f"memory-r2ac-{a}" for a in ("elstm", "rtu", "lstm-tbptt-4",
+                                                   "lstm-tbptt-16", "ff"))  # fmt: skip
+_MEMORY_PPO = ("memory-ppo-rtu", *(f"memory-ppo-gru-bptt-{t}" for t in presets.MEMORY_TRUNCATIONS))
+_MEMORY_STEP_SIZES = {"memory-r2ac": ("1e-3", "3e-3"), "memory-ppo": ("3e-4", "1e-3"),
+                      "memory-ac": ("1e-3", "3e-3")}  # fmt: skip
+_MEMORY_POPGYM = tuple(f"{task}-{level}" for task in ("repeat_previous", "repeat_first",
+                       "count_recall") for level in ("medium", "hard"))  # fmt: skip
+
+
+def _memory_grids(r2ac, lengths, step_sizes, popgym=()) -> tuple[Grid, ...]:
+    grids = []
+    for learner, agents in (("memory-r2ac", r2ac), ("memory-ppo", _MEMORY_PPO),
+                            ("memory-ac", ("memory-ac-rtu",))):  # fmt: skip
+        steps = step_sizes[learner]
+        grids.append(Grid(agents, {"memory_length": lengths, "step_size": steps}))
+        if popgym:
+            grids.append(Grid(agents, {"env": popgym, "step_size": steps}))
+    return tuple(grids)
+
+
+_study(Study(
+    "memory-control",
+    "Exact RTRL against truncated BPTT and feed-forward agents under R2AC, PPO and the "
+    "real-time actor-critic on MemoryChain past the truncation; success against memory length",
+    grids=_memory_grids(_MEMORY_R2AC, ("4", "16", "64"), _MEMORY_STEP_SIZES),
+    paper_grids=_memory_grids(
+        (*_MEMORY_R2AC, "memory-r2ac-lstm-tbptt-1"), ("4", "8", "16", "32", "64", "128"),
+        {k: ("3e-4", *v) if k == "memory-ppo" else (*v, "1e-2") for k, v in
+         _MEMORY_STEP_SIZES.items()}, _MEMORY_POPGYM),
+    seeds=3, paper_seeds=10, budget={"steps": "100000"}, column="memory_length",
+    more_columns=("env",), figures=("success",),
+))  # fmt: skip
+# The copy task: which limits the eLSTM at long patterns, its architecture or its gradient? Exact
+# RTRL against backpropagation through whole sequences of the same eLSTM (the same gradient,
+# offline) and of an LSTM, and LSTMs with T-BPTT (T = 5, 10), at one sequence budget each.
+_COPY_LENGTHS = ("5", "10", "20", "50")
+_copy_grids = (Grid(("copy-elstm-rtrl", "copy-elstm-bptt", "copy-lstm-bptt"),
+                    {"max_length": _COPY_LENGTHS}),
+               Grid(("copy-lstm-tbptt",), {"max_length": _COPY_LENGTHS,
+                                           "truncation": ("5", "10")}))  # fmt: skip
+_study(Study(
+    "copy",
+    "Irie et al.'s copy task: eLSTM with exact RTRL against whole-sequence BPTT of the eLSTM "
+    "and an LSTM, and T-BPTT; recalled length and sequence accuracy against L",
+    grids=_copy_grids, paper_grids=_copy_grids, choose=(), seeds=2, paper_seeds=3,
+    budget={"steps": "128000"}, column="max_length", figures=("column",),
 ))  # fmt: skip
 _study(Study(
     "gradient-alignment",
