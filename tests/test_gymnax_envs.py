@@ -45,8 +45,8 @@ def _both_rollouts(name: str, steps: int, memory_length: int | None = None):
 
 @pytest.mark.parametrize(
     "name, memory_length, steps",
-    [("MemoryChain-bsuite", 3, 60), ("MemoryChain-bsuite", 16, 200), ("Breakout-MinAtar", None, 300),
-     ("CartPole-v1", None, 600), ("Pendulum-v1", None, 450)],
+    [("MemoryChain-bsuite", 3, 60), ("MemoryChain-bsuite", 16, 200),
+     ("Breakout-MinAtar", None, 300), ("CartPole-v1", None, 600), ("Pendulum-v1", None, 450)],
 )  # fmt: skip
 def test_adapter_steps_as_gymnax_does(name, memory_length, steps):
     mine, theirs = _both_rollouts(name, steps, memory_length)

@@ -46,7 +46,8 @@ def elstm(
 
         def forget_biases(k):
             if max_timescale:
-                return jnp.log(jax.random.uniform(k, (units,), minval=1.0, maxval=max_timescale - 1))
+                u = jax.random.uniform(k, (units,), minval=1.0, maxval=max_timescale - 1)
+                return jnp.log(u)
             return normal(k, (units,)) + forget_bias
 
         return {

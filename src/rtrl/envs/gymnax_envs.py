@@ -17,6 +17,7 @@ in the one after the first action, and the decision is taken on the observation 
 from __future__ import annotations
 
 import importlib.util
+import math
 
 import jax.numpy as jnp
 
@@ -35,17 +36,11 @@ def _gymnax():
     return gymnax
 
 
-def gymnax_names() -> list[str]:
-    return list(_gymnax().registered_envs)
-
-
 def _action_space(space) -> Discrete | Box:
     if hasattr(space, "n"):
         return Discrete(int(space.n))
-    size = 1
-    for extent in space.shape:
-        size *= int(extent)
-    return Box(size, float(jnp.min(jnp.asarray(space.low))), float(jnp.max(jnp.asarray(space.high))))
+    low, high = float(jnp.min(jnp.asarray(space.low))), float(jnp.max(jnp.asarray(space.high)))
+    return Box(math.prod(space.shape), low, high)
 
 
 def gymnax_env(name: str, memory_length: int | None = None) -> ControlEnv:
@@ -66,10 +61,7 @@ def gymnax_env(name: str, memory_length: int | None = None) -> ControlEnv:
             raise ValueError(f"memory_length must be at least 1, got {memory_length}")
         limit = max(params.max_steps_in_episode, memory_length + 1)
         params = params.replace(memory_length=memory_length, max_steps_in_episode=limit)
-    shape = env.observation_space(params).shape
-    size = 1
-    for extent in shape:
-        size *= int(extent)
+    size = math.prod(env.observation_space(params).shape)
 
     def flat(obs):
         return jnp.reshape(obs, (size,)).astype(jnp.float32)

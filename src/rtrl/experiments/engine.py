@@ -95,7 +95,8 @@ def scores(config: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
         return {"status": status, "final": _value(summary, "final_sequence_accuracy_mean"),
                 "final_stderr": _value(summary, "final_sequence_accuracy_stderr"),
                 "recalled_length": _value(summary, "final_recalled_length_mean"),
-                "recalled_length_stderr": _value(summary, "final_recalled_length_stderr")}  # fmt: skip
+                "recalled_length_stderr": _value(summary, "final_recalled_length_stderr"),
+                }  # fmt: skip
     if "games" in summary:  # the aggregate of a multi-game Atari run
         final, lifetime = "normalised_final", "normalised_lifetime"
     else:

@@ -193,8 +193,8 @@ CONTROL_DEFAULTS: dict[str, Any] = {
     "kind": "control",
     "learner": "ppo",  # ppo | impala | actor_critic
     "env": "halfcheetah-p",  # see rtrl.envs.registry.control_env_names()
-    "mujoco_backend": "spring",
-    "memory_length": 5,  # gymnax:MemoryChain-bsuite only: steps between the cue and the query  # Brax backend: spring | positional | generalized | mjx
+    "mujoco_backend": "spring",  # Brax backend: spring | positional | generalized | mjx
+    "memory_length": 5,  # gymnax:MemoryChain-bsuite only: steps between the cue and the query
     "normalize_obs": True,
     "scale_reward": True,
     "cell": "linear_rtu",
@@ -367,7 +367,8 @@ for _t in MEMORY_TRUNCATIONS:
                     **_MEMORY_PPO, **CONTROL_TRUNKS["gru-bptt"][1], sequence_length=_t)  # fmt: skip
 _control_preset("memory-ac-rtu",
                 "real-time actor-critic on MemoryChain (--set memory_length=m): linear RTU 32, "
-                "exact RTRL", cell="linear_rtu", **{**_AC, **_MEMORY, "entropy_coef": 0.01})  # fmt: skip
+                "exact RTRL", cell="linear_rtu",
+                **{**_AC, **_MEMORY, "entropy_coef": 0.01})  # fmt: skip
 
 
 # The gradient-alignment test-bed (Javed et al. 2021; rtrl.experiments.gradient_alignment): one

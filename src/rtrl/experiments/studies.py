@@ -218,7 +218,8 @@ def report(study: Study, out: Path, runs: list[PlannedRun], rows: dict[str, dict
         if best[0][0].config["kind"] == "copy":
             text += ("\nRecalled length: the longest k such that every validation pattern of k "
                      "bits or fewer is recalled without error (mean over seeds)\n\n"
-                     + _column_table(best, study.column, study.choose, "recalled_length"))  # fmt: skip
+                     + _column_table(best, study.column, study.choose,
+                                     "recalled_length"))  # fmt: skip
     elif best and study.column:  # several tables: each over the runs whose grid sets its key
         for key in (study.column, *study.more_columns):
             subset = [(run, row) for run, row in best if key in run.settings]
@@ -237,12 +238,12 @@ def report(study: Study, out: Path, runs: list[PlannedRun], rows: dict[str, dict
     if best and "column" in study.figures:
         slug = {"prediction": "error", "control": "return", "copy": "accuracy"}
         name = f"{slug[best[0][0].config['kind']]}-vs-{study.column}.png"
-        _plot_against_column(best, study.column, out / name)
+        _plot_against_column(best, study.column, study.choose, out / name)
     if best and "success" in study.figures:
         chains = [(run, row) for run, row in best if study.column in run.settings]
         if chains:
-            _plot_against_column(chains, study.column, out / f"success-vs-{study.column}.png",
-                                 success=True)  # fmt: skip
+            _plot_against_column(chains, study.column, study.choose,
+                                 out / f"success-vs-{study.column}.png", success=True)  # fmt: skip
     (out / BEST_FILE).write_text(text)
     return [row for _, row in best]
 
@@ -303,6 +304,13 @@ def method_label(run: PlannedRun, column: str | None) -> str:
     return run.preset
 
 
+def method_name(run: PlannedRun, column: str | None, choose: tuple[str, ...]) -> str:
+    """A method's name in tables and figures: its label, then its grid values other than the
+    column's and the chosen keys' (``copy-lstm-tbptt truncation=5``)."""
+    rest = [f"{k}={v}" for k, v in run.settings.items() if k != column and k not in choose]
+    return " ".join([method_label(run, column), *rest])
+
+
 def _column_table(best: list[tuple[PlannedRun, dict[str, Any]]], column: str,
                   choose: tuple[str, ...], figure: str = "final") -> str:  # fmt: skip
     """Methods as rows (a method's grid values other than the column's and the chosen keys are
@@ -310,8 +318,7 @@ def _column_table(best: list[tuple[PlannedRun, dict[str, Any]]], column: str,
     standard error) in each."""
 
     def method(run: PlannedRun) -> str:
-        rest = [f"{k}={v}" for k, v in run.settings.items() if k != column and k not in choose]
-        return " ".join([method_label(run, column), *rest])
+        return method_name(run, column, choose)
 
     values = list(dict.fromkeys(run.config[column] for run, _ in best))
     methods = list(dict.fromkeys(method(run) for run, _ in best))
@@ -372,7 +379,8 @@ def success_rate(final_return: float) -> float:
     return (final_return + 1.0) / 2.0
 
 
-def _plot_against_column(best, column: str, path: Path, success: bool = False) -> None:
+def _plot_against_column(best, column: str, choose: tuple[str, ...], path: Path,
+                         success: bool = False) -> None:  # fmt: skip
     """The best final figure against a numeric key (e.g. the ISI), one line per method;
     ``success``: MemoryChain's success rate, on a log-2 axis of memory lengths."""
     import numpy as np
@@ -380,10 +388,10 @@ def _plot_against_column(best, column: str, path: Path, success: bool = False) -
     from rtrl.experiments.plots import new_figure, save_figure
 
     fig, ax = new_figure(figsize=(6.5, 4.2))
-    methods = list(dict.fromkeys(method_label(run, column) for run, _ in best))
+    methods = list(dict.fromkeys(method_name(run, column, choose) for run, _ in best))
     for method in methods:
-        points = sorted((run.config[column], row["final"], row["final_stderr"])
-                        for run, row in best if method_label(run, column) == method)  # fmt: skip
+        points = sorted((run.config[column], row["final"], row["final_stderr"]) for run, row
+                        in best if method_name(run, column, choose) == method)  # fmt: skip
         x, y, e = (np.array(v, float) for v in zip(*points))
         if success:
             y, e = success_rate(y), e / 2.0
