@@ -40,7 +40,8 @@ def test_control_presets_cover_the_study_with_matched_recurrent_budgets():
 @pytest.mark.slow
 def test_every_control_preset_builds():
     from rtrl.envs.envpool_games import envpool_task
-    from rtrl.envs.registry import MUJOCO_TASKS, control_env_names
+    from rtrl.envs.gymnax_envs import GYMNAX_PREFIX
+    from rtrl.envs.registry import MUJOCO_TASKS, control_env_names, make_control_env
     from rtrl.experiments.builders import is_envpool
     from rtrl.experiments.control import build_program
 
@@ -49,7 +50,10 @@ def test_every_control_preset_builds():
         if is_envpool(config):  # EnvPool's batches take seconds each: one is built below
             envpool_task(config["env"])
             continue
-        assert config["env"] in control_env_names()
+        if config["env"].startswith(GYMNAX_PREFIX):  # any gymnax name: building it checks it
+            make_control_env(config["env"], memory_length=config["memory_length"])
+        else:
+            assert config["env"] in control_env_names()
         if config["env"] not in MUJOCO_TASKS:  # Brax tasks take seconds each to build
             program = build_program(config, seeds=1)
             assert program.chunk_steps > 0
