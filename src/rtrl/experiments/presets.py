@@ -330,7 +330,10 @@ _MEMORY = {"env": "gymnax:MemoryChain-bsuite", "normalize_obs": False,
            "scale_reward": False, "steps": 200_000, "paper_steps": 2_000_000}  # fmt: skip
 _MEMORY_R2AC = {**_R2AC, **_MEMORY, "segment_length": 16, "chunk": 20_480}
 _MEMORY_AGENTS = {
-    "elstm": ("eLSTM 128, exact RTRL", {"cell": "elstm", "units": 128}),
+    # forget bias 3 (f = 0.95 at the start): with the reference's initialisation (f = 0.5 in
+    # every unit) the eLSTM forgets the cue within a few steps and stays at chance on MemoryChain
+    "elstm": ("eLSTM 128 (forget bias 3), exact RTRL",
+              {"cell": "elstm", "units": 128, "forget_bias": 3.0}),
     "rtu": ("linear RTU 128, exact RTRL", {"cell": "linear_rtu", "units": 128}),
     **{f"lstm-tbptt-{t}": (f"LSTM 128, T-BPTT T={t} (segments of {t} steps)",
                            {"cell": "dense_lstm", "units": 128, "estimator": "bptt",

@@ -538,7 +538,7 @@ _study(Study(
         (*_MEMORY_R2AC, "memory-r2ac-lstm-tbptt-1"), ("4", "8", "16", "32", "64", "128"),
         {k: ("3e-4", *v) if k == "memory-ppo" else (*v, "1e-2") for k, v in
          _MEMORY_STEP_SIZES.items()}, _MEMORY_POPGYM),
-    seeds=3, paper_seeds=10, budget={"steps": "100000"}, column="memory_length",
+    seeds=3, paper_seeds=10, budget={"steps": "50000"}, column="memory_length",
     more_columns=("env",), figures=("success",),
 ))  # fmt: skip
 # The copy task: which limits the eLSTM at long patterns, its architecture or its gradient? Exact
