@@ -119,6 +119,35 @@ def test_the_bptt_baseline_backpropagates_through_the_whole_sequences():
     assert logits.shape == batch.targets.shape + (NUM_CLASSES,)
 
 
+@pytest.mark.float64
+def test_batch_truncated_bptt_backpropagates_within_segments_of_t_steps():
+    """The reference: each segment unrolled on its own from the state the whole forward pass
+    reaches at its start, held constant; the logits of all segments scored together."""
+    cell, truncation = make_cell("dense_lstm", 5), 3
+    learner = bptt_sequence_classifier(cell, NUM_CLASSES, optax.sgd(0.1), truncation)
+    params, batch, whole, _ = gradient_against_whole_sequences(
+        bptt_sequence_classifier(cell, NUM_CLASSES, optax.sgd(0.1)), cell)
+    batched_step = jax.vmap(lambda p, s, x: cell_step(cell, p, s, x), in_axes=(None, 0, 0))
+
+    def segments_loss(p):
+        state = jax.vmap(lambda _: cell.initial_state(p["cell"]))(jnp.arange(batch.lengths.size))
+        start, logits = jax.lax.stop_gradient(state), []
+        for t, x in enumerate(batch.inputs):
+            if t % truncation == 0:  # a new segment starts from the held-constant state
+                state = start
+            state, features = batched_step(p["cell"], state, x)
+            start = jax.lax.stop_gradient(state) if (t + 1) % truncation == 0 else start
+            logits.append(features @ p["head"]["w"].T + p["head"]["b"])
+        return classification_metrics(jnp.stack(logits), batch.targets, batch.scored)["loss"]
+
+    got, _ = learner.gradient(params, batch.inputs, batch.targets, batch.scored)
+    assert_trees_close(got, jax.grad(segments_loss)(params), tol=1e-10)
+    assert not np.allclose(got["cell"]["recurrent"]["W"], whole["cell"]["recurrent"]["W"])
+    longest = bptt_sequence_classifier(cell, NUM_CLASSES, optax.sgd(0.1), len(batch.inputs))
+    assert_trees_close(longest.gradient(params, batch.inputs, batch.targets, batch.scored)[0],
+                       whole, tol=1e-10)  # fmt: skip
+
+
 @pytest.mark.slow
 def test_the_copy_run_learns_short_patterns(tmp_path, capsys):
     """Patterns of up to 3 bits: the exact-RTRL eLSTM recalls every validation sequence."""

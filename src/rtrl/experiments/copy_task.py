@@ -49,6 +49,8 @@ def build_classifier(config: dict[str, Any]):
     optimizer = clipped_adam(config["step_size"], config["max_grad_norm"], config["adam_eps"])
     if config["estimator"] == "bptt":  # backpropagation through whole sequences
         return bptt_sequence_classifier(cell, NUM_CLASSES, optimizer)
+    if config["estimator"] == "tbptt":  # through segments of T steps, as batch T-BPTT does
+        return bptt_sequence_classifier(cell, NUM_CLASSES, optimizer, config["truncation"])
     estimator = make_estimator(config["estimator"], cell, truncation=config["truncation"])
     return sequence_classifier(estimator, NUM_CLASSES, optimizer)
 

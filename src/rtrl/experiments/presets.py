@@ -416,7 +416,7 @@ COPY_DEFAULTS: dict[str, Any] = {
     "forget_bias": 3.0,  # eLSTM: added to the forget gate's initial bias (0: the reference's)
     "max_timescale": 0.0,  # eLSTM: forget biases spread over timescales 2..T (0: off)
     "estimator": "columnar_rtrl",  # an online estimator, or bptt (through whole sequences)
-    "truncation": 10,  # T for tbptt
+    "truncation": 10,  # T for tbptt: backpropagation within segments of T steps
     "batch_size": 128,
     "step_size": 1e-2,
     "max_grad_norm": 1.0,
@@ -438,7 +438,8 @@ _PRESETS["copy-elstm-bptt"] = (
 )
 _COPY_LSTM = {**COPY_DEFAULTS, "cell": "dense_lstm", "forget_bias": 0.0, "step_size": 1e-3}
 _PRESETS["copy-lstm-tbptt"] = (
-    "copy task, L = 50: LSTM 128, truncated BPTT (T = 10; --set truncation=...)",
+    "copy task, L = 50: LSTM 128, batch truncated BPTT (the state detached every T = 10 "
+    "steps; --set truncation=...)",
     {**_COPY_LSTM, "estimator": "tbptt"},
 )
 _PRESETS["copy-lstm-bptt"] = (

@@ -9,7 +9,8 @@ whole sequences' loss, the same as backpropagation through them; with ``truncate
 truncated to the window. The head and the cell's readout get exact gradients either way.
 
 ``bptt_sequence_classifier(cell, ...)`` is the offline baseline: backpropagation through the
-whole sequences, for any cell (a dense LSTM, say), at the cost of storing every step.
+whole sequences, for any cell (a dense LSTM, say), at the cost of storing every step, or with
+``truncation`` through segments of T steps (batch T-BPTT).
 """
 
 from __future__ import annotations
@@ -67,16 +68,22 @@ def _logits(head, features):
     return features @ head["w"].T + head["b"]
 
 
-def _forward_logits(cell: Cell, params, inputs: jax.Array) -> jax.Array:
-    """Logits (T, B, classes) of a batch of sequences (T, B, d) from the initial state."""
+def _forward_logits(cell: Cell, params, inputs: jax.Array, truncation: int | None = None
+                    ) -> jax.Array:  # fmt: skip
+    """Logits (T, B, classes) of a batch of sequences (T, B, d) from the initial state;
+    ``truncation``: no gradient flows through the state carried into steps T, 2T, ..."""
     batch = inputs.shape[1]
     first = jax.vmap(lambda _: cell.initial_state(params["cell"]))(jnp.arange(batch))
 
-    def per_step(state, x):
+    def per_step(carry, x):
+        state, t = carry
+        if truncation is not None:
+            cut = t % truncation == 0
+            state = jax.tree.map(lambda s: jnp.where(cut, jax.lax.stop_gradient(s), s), state)
         state, features = jax.vmap(lambda s, x_: cell_step(cell, params["cell"], s, x_))(state, x)
-        return state, _logits(params["head"], features)
+        return (state, t + 1), _logits(params["head"], features)
 
-    return jax.lax.scan(per_step, first, inputs)[1]
+    return jax.lax.scan(per_step, (first, jnp.asarray(0)), inputs)[1]
 
 
 def _classifier(cell: Cell, num_classes: int, optimizer: optax.GradientTransformation,
@@ -107,13 +114,18 @@ def _classifier(cell: Cell, num_classes: int, optimizer: optax.GradientTransform
 
 
 def bptt_sequence_classifier(
-    cell: Cell, num_classes: int, optimizer: optax.GradientTransformation
+    cell: Cell, num_classes: int, optimizer: optax.GradientTransformation,
+    truncation: int | None = None,
 ) -> SequenceClassifier:
-    """Backpropagation through the whole sequences of each batch."""
+    """Backpropagation through the whole sequences of each batch; with ``truncation`` T,
+    through segments of T steps (the carried state detached every T steps, as batch T-BPTT
+    does: a step's loss reaches back 1 to T steps), at whole-sequence BPTT's cost."""
+    if truncation is not None and truncation < 1:
+        raise ValueError(f"truncation {truncation} must be at least 1")
 
     def gradient(params, inputs, targets, scored):
         def loss(p):
-            logits = _forward_logits(cell, p, inputs)
+            logits = _forward_logits(cell, p, inputs, truncation)
             return classification_metrics(logits, targets, scored)["loss"], logits
 
         return jax.grad(loss, has_aux=True)(params)
