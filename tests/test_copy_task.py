@@ -126,7 +126,8 @@ def test_batch_truncated_bptt_backpropagates_within_segments_of_t_steps():
     cell, truncation = make_cell("dense_lstm", 5), 3
     learner = bptt_sequence_classifier(cell, NUM_CLASSES, optax.sgd(0.1), truncation)
     params, batch, whole, _ = gradient_against_whole_sequences(
-        bptt_sequence_classifier(cell, NUM_CLASSES, optax.sgd(0.1)), cell)
+        bptt_sequence_classifier(cell, NUM_CLASSES, optax.sgd(0.1)), cell
+    )
     batched_step = jax.vmap(lambda p, s, x: cell_step(cell, p, s, x), in_axes=(None, 0, 0))
 
     def segments_loss(p):

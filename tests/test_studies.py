@@ -330,8 +330,8 @@ def test_memory_study_plans_lengths_learners_and_the_papers_tasks():
 def test_a_column_set_as_an_override_stays_in_the_method_name():
     """T-BPTT 4 at memory length 4 is still T-BPTT 4, not a method without a truncation."""
     runs = plan(studies.STUDIES["memory-control"])
-    names = {(studies.method_name(run, "memory_length", ("step_size",)), run.config["memory_length"])
-             for run in runs}  # fmt: skip
+    names = {(studies.method_name(run, "memory_length", ("step_size",)),
+              run.config["memory_length"]) for run in runs}  # fmt: skip
     assert ("memory-r2ac-lstm-tbptt-4", 4) in names and ("memory-r2ac-lstm-tbptt-16", 16) in names
     assert not any(name == "memory-r2ac-lstm-tbptt" for name, _ in names)
 

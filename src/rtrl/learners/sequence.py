@@ -114,7 +114,9 @@ def _classifier(cell: Cell, num_classes: int, optimizer: optax.GradientTransform
 
 
 def bptt_sequence_classifier(
-    cell: Cell, num_classes: int, optimizer: optax.GradientTransformation,
+    cell: Cell,
+    num_classes: int,
+    optimizer: optax.GradientTransformation,
     truncation: int | None = None,
 ) -> SequenceClassifier:
     """Backpropagation through the whole sequences of each batch; with ``truncation`` T,
