@@ -143,6 +143,14 @@ def final_and_lifetime(table: np.ndarray, window: int, name: str) -> dict[str, A
     return summary
 
 
+def read_table(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV table as dictionaries of strings (none when there is no file)."""
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def write_table(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write dictionaries as a CSV table (columns from the first row), atomically."""
     with atomic_path(path) as temporary, open(temporary, "w", newline="") as handle:

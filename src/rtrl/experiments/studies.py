@@ -34,7 +34,7 @@ from rtrl.experiments.compute import multiply_adds
 from rtrl.experiments.executors import Executor, Task
 from rtrl.experiments.gradient_alignment import DENSITIES
 from rtrl.experiments.loop import RunInterrupted, refuse_file
-from rtrl.experiments.results import write_table
+from rtrl.experiments.results import read_table, write_table
 
 STUDY_FILE = "study.csv"
 BEST_FILE = "best.md"
@@ -128,9 +128,10 @@ def run_study(study: Study, out: Path, executor: Executor, paper: bool = False,
         if summary is not None:
             finished[run.task.directory] = summary
     out.mkdir(parents=True, exist_ok=True)
-    rows = {
-        d: _row(run, finished[d], None) for run in runs if (d := run.task.directory) in finished
-    }
+    # A finished run keeps the wall time an earlier invocation recorded for it.
+    took = {row["run"]: row.get("seconds", "") for row in read_table(out / STUDY_FILE)}
+    rows = {d: _row(run, finished[d], float(took[d]) if took.get(d) else None)
+            for run in runs if (d := run.task.directory) in finished}  # fmt: skip
     to_run = [run for run in runs if run.task.directory not in finished]
     by_directory = {run.task.directory: run for run in runs}
     total = sum(run.task.stream_steps for run in runs)
