@@ -146,3 +146,19 @@ def test_control_bench_rows(capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["seeds"] for r in rows] == [1, 2]
     assert all(r["steps_per_s_total"] > 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_ppo_profile_splits_an_iteration_and_weighs_the_stored_carries(capsys):
+    from rtrl.bench.__main__ import main as bench
+
+    bench(["profile", "--preset", "ppo-rtu-cartpole-p", "--seeds", "2", "--min-seconds", "0",
+           "--set", "rollout_length=8", "--set", "num_envs=2", "--set", "units=4",
+           "--set", "minibatches=2", "--json"])  # fmt: skip
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["seeds"] for r in rows] == [2] and rows[0]["steps_per_iteration"] == 16
+    # The RTRL trunk stores its traces with every step: most of the rollout's bytes.
+    assert all(0.5 * r["rollout_mb"] < r["stored_carries_mb"] < r["rollout_mb"] for r in rows)
+    assert all(r["collect_ms"] > 0 and r["update_ms"] > 0 and r["classes"] for r in rows)
+    with pytest.raises(SystemExit, match="neither a prediction nor a PPO preset"):
+        bench(["profile", "--preset", "ac-rtu-cartpole-p"])

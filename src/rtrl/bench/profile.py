@@ -1,7 +1,10 @@
 """Where a step of the compiled online loop goes: for a preset and seed counts, the time of the
 stream alone and of the learner alone per step, and the XLA operations (thunks) executed per step
 by class, counted from a profiler trace of one chunk (the profiler's own overhead per operation
-inflates its durations, so they are reported only as shares)."""
+inflates its durations, so they are reported only as shares). For a PPO preset, where an
+iteration goes instead: collecting the rollout against the update (epochs of minibatches), the
+rollout's stored bytes (the trunk's carries apart), the XLA operations of an iteration by class,
+and the process's peak resident memory."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import argparse
 import collections
 import json
 import re
+import resource
 import tempfile
 from pathlib import Path
 
@@ -27,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk", type=int, default=2000, help="steps per timed chunk")
     parser.add_argument("--classes", type=int, default=12, help="operation classes to list")
     parser.add_argument("--min-seconds", type=float, default=1.0)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of the preset (repeatable)")  # fmt: skip
 
 
 def _thunks_per_step(run, args, steps: int) -> tuple[collections.Counter, collections.Counter]:
@@ -52,8 +58,78 @@ def _thunks_per_step(run, args, steps: int) -> tuple[collections.Counter, collec
     return collections.Counter({k: counts[k] / steps for k in counts}), durations
 
 
+def _print_classes(row: dict) -> None:
+    print(f"  {'operation class':<40}{'per step':>9}{'share of traced time':>22}")
+    for kind, entry in row["classes"].items():
+        print(f"  {kind:<40}{entry['per_step']:>9.1f}{entry['share']:>21.0%}")
+
+
+def _classes(counts, durations, limit: int) -> dict:
+    total = sum(durations.values())
+    return {k: {"per_step": counts[k], "share": durations[k] / total}
+            for k, _ in durations.most_common(limit)}  # fmt: skip
+
+
+def _megabytes(tree) -> float:
+    return sum(leaf.nbytes for leaf in jax.tree.leaves(tree)) / 2**20
+
+
+def _profile_ppo(args: argparse.Namespace, config: dict) -> list[dict]:
+    """A PPO iteration of every seed at once: collection, update and the whole iteration timed
+    apart (each its own compiled, vmapped program), from the same state."""
+    from rtrl.experiments import builders
+
+    env = builders.control_env(config)
+    agent = builders.build_ppo(config, env)
+    steps = config["rollout_length"] * config["num_envs"]  # environment steps per iteration
+
+    def collect(state):
+        return agent.collect(state.params, state.envs, state.key)
+
+    def update(state, rollout, last_values):
+        return agent.update(state.params, state.opt_state, rollout, last_values, state.key)
+
+    init, collect, update, iteration = (compiled.jit(jax.vmap(f)) for f in
+                                        (agent.init, collect, update, agent.iteration))  # fmt: skip
+    rows = []
+    for seeds in [int(s) for s in args.seeds.split(",")]:
+        state = init(jax.random.split(jax.random.PRNGKey(0), seeds))
+        _, rollout, last_values = collect(state)
+        times = {
+            "collect": time_per_call(lambda: collect(state), args.min_seconds),
+            "update": time_per_call(lambda: update(state, rollout, last_values), args.min_seconds),
+            "iteration": time_per_call(lambda: iteration(state), args.min_seconds),
+        }
+        counts, durations = _thunks_per_step(iteration, (state,), steps)
+        row = {
+            "preset": args.preset, "seeds": seeds, "steps_per_iteration": steps,
+            "steps_per_s": seeds * steps / times["iteration"],
+            **{f"{part}_ms": 1e3 * t for part, t in times.items()},
+            "rollout_mb": _megabytes(rollout), "stored_carries_mb": _megabytes(rollout.carry),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "operations_per_step": sum(counts.values()),
+            "classes": _classes(counts, durations, args.classes),
+        }  # fmt: skip
+        rows.append(row)
+        if args.json:
+            print(json.dumps(row), flush=True)
+            continue
+        print(f"{args.preset}, {seeds} seed(s): {row['steps_per_s']:,.0f} environment steps/s; "
+              f"an iteration ({steps} steps per seed) {row['iteration_ms']:.1f} ms: collect "
+              f"{row['collect_ms']:.1f} ms, update {row['update_ms']:.1f} ms; rollout "
+              f"{row['rollout_mb']:.1f} MB, of which stored carries "
+              f"{row['stored_carries_mb']:.1f} MB; peak resident {row['peak_rss_mb']:.0f} MB; "
+              f"{row['operations_per_step']:.1f} XLA operations per step")  # fmt: skip
+        _print_classes(row)
+    return rows
+
+
 def run(args: argparse.Namespace) -> list[dict]:
-    config = presets.resolve(args.preset, None)
+    config = presets.resolve(args.preset, presets.parse_overrides(args.set))
+    if config["kind"] == "control" and config["learner"] == "ppo":
+        return _profile_ppo(args, config)
+    if config["kind"] != "prediction":
+        raise SystemExit(f"profile: {args.preset} is neither a prediction nor a PPO preset")
     stream, learner = build_prediction(config)
     init, run_chunk = compile_chunks(stream, learner, args.chunk)
     rows = []
@@ -64,15 +140,13 @@ def run(args: argparse.Namespace) -> list[dict]:
         stream_only = compiled.jit(lambda k, s: stream.rollout_seeds(k, s, stream.data, args.chunk))
         env_seconds = time_per_call(lambda: stream_only(keys, state[1]), args.min_seconds)
         counts, durations = _thunks_per_step(run_chunk, (*state, keys, stream.data), args.chunk)
-        total = sum(durations.values())
         row = {
             "preset": args.preset, "seeds": seeds,
             "us_per_step": 1e6 * whole / args.chunk,
             "stream_us_per_step": 1e6 * env_seconds / args.chunk,
             "learner_us_per_step": 1e6 * (whole - env_seconds) / args.chunk,
             "operations_per_step": sum(counts.values()),
-            "classes": {k: {"per_step": counts[k], "share": durations[k] / total}
-                        for k, _ in durations.most_common(args.classes)},
+            "classes": _classes(counts, durations, args.classes),
         }  # fmt: skip
         rows.append(row)
         if args.json:
@@ -81,7 +155,5 @@ def run(args: argparse.Namespace) -> list[dict]:
         print(f"{args.preset}, {seeds} seed(s): {row['us_per_step']:.2f} us per step "
               f"(stream {row['stream_us_per_step']:.2f}, learner {row['learner_us_per_step']:.2f}),"
               f" {row['operations_per_step']:.0f} XLA operations per step")  # fmt: skip
-        print(f"  {'operation class':<40}{'per step':>9}{'share of traced time':>22}")
-        for kind, entry in row["classes"].items():
-            print(f"  {kind:<40}{entry['per_step']:>9.1f}{entry['share']:>21.0%}")
+        _print_classes(row)
     return rows
