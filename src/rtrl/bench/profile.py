@@ -58,7 +58,12 @@ def _thunks_per_step(run, args, steps: int) -> tuple[collections.Counter, collec
     return collections.Counter({k: counts[k] / steps for k in counts}), durations
 
 
-def _print_classes(row: dict) -> None:
+def _report(args: argparse.Namespace, row: dict, headline: str) -> None:
+    """One row: a JSON line with --json, else its headline and the operation classes."""
+    if args.json:
+        print(json.dumps(row), flush=True)
+        return
+    print(headline)
     print(f"  {'operation class':<40}{'per step':>9}{'share of traced time':>22}")
     for kind, entry in row["classes"].items():
         print(f"  {kind:<40}{entry['per_step']:>9.1f}{entry['share']:>21.0%}")
@@ -111,16 +116,13 @@ def _profile_ppo(args: argparse.Namespace, config: dict) -> list[dict]:
             "classes": _classes(counts, durations, args.classes),
         }  # fmt: skip
         rows.append(row)
-        if args.json:
-            print(json.dumps(row), flush=True)
-            continue
-        print(f"{args.preset}, {seeds} seed(s): {row['steps_per_s']:,.0f} environment steps/s; "
-              f"an iteration ({steps} steps per seed) {row['iteration_ms']:.1f} ms: collect "
-              f"{row['collect_ms']:.1f} ms, update {row['update_ms']:.1f} ms; rollout "
-              f"{row['rollout_mb']:.1f} MB, of which stored carries "
-              f"{row['stored_carries_mb']:.1f} MB; peak resident {row['peak_rss_mb']:.0f} MB; "
-              f"{row['operations_per_step']:.1f} XLA operations per step")  # fmt: skip
-        _print_classes(row)
+        _report(args, row,
+                f"{args.preset}, {seeds} seed(s): {row['steps_per_s']:,.0f} environment steps/s; "
+                f"an iteration ({steps} steps per seed) {row['iteration_ms']:.1f} ms: collect "
+                f"{row['collect_ms']:.1f} ms, update {row['update_ms']:.1f} ms; rollout "
+                f"{row['rollout_mb']:.1f} MB, of which stored carries "
+                f"{row['stored_carries_mb']:.1f} MB; peak resident {row['peak_rss_mb']:.0f} MB; "
+                f"{row['operations_per_step']:.1f} XLA operations per step")  # fmt: skip
     return rows
 
 
@@ -149,11 +151,8 @@ def run(args: argparse.Namespace) -> list[dict]:
             "classes": _classes(counts, durations, args.classes),
         }  # fmt: skip
         rows.append(row)
-        if args.json:
-            print(json.dumps(row), flush=True)
-            continue
-        print(f"{args.preset}, {seeds} seed(s): {row['us_per_step']:.2f} us per step "
-              f"(stream {row['stream_us_per_step']:.2f}, learner {row['learner_us_per_step']:.2f}),"
-              f" {row['operations_per_step']:.0f} XLA operations per step")  # fmt: skip
-        _print_classes(row)
+        _report(args, row,
+                f"{args.preset}, {seeds} seed(s): {row['us_per_step']:.2f} us per step (stream "
+                f"{row['stream_us_per_step']:.2f}, learner {row['learner_us_per_step']:.2f}), "
+                f"{row['operations_per_step']:.0f} XLA operations per step")  # fmt: skip
     return rows
