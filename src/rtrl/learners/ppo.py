@@ -267,21 +267,23 @@ def ppo(
                    "approx_kl": approx_kl}  # fmt: skip
         return total, metrics
 
-    def as_batches(tree, key):
-        """Shuffle (T, E, ...) leaves into (minibatches, B, ...) samples or sequences."""
+    def as_samples(tree):
+        """(T, E, ...) leaves as (samples, ...): single steps, or sequences of L steps."""
         if trunk.per_step:
-            flat = jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), tree)
-        else:
-            length = config.sequence_length
+            return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), tree)
+        length = config.sequence_length
 
-            def sequences(a):  # (T, E, ...) -> (T/L * E, L, ...)
-                a = a.reshape(-1, length, *a.shape[1:])
-                return jnp.moveaxis(a, 2, 1).reshape(-1, length, *a.shape[3:])
+        def sequences(a):  # (T, E, ...) -> (T/L * E, L, ...)
+            a = a.reshape(-1, length, *a.shape[1:])
+            return jnp.moveaxis(a, 2, 1).reshape(-1, length, *a.shape[3:])
 
-            flat = jax.tree.map(sequences, tree)
-        count = jax.tree.leaves(flat)[0].shape[0]
-        order = jax.random.permutation(key, count)
-        return jax.tree.map(lambda a: a[order].reshape(config.minibatches, -1, *a.shape[1:]), flat)
+        return jax.tree.map(sequences, tree)
+
+    def minibatch_indices(samples: int, key):
+        """A random split of the samples into (minibatches, B) indices. Each minibatch gathers
+        its own rows inside the loop: shuffling the whole rollout first would copy every stored
+        carry twice per epoch (the permutation, then the loop's slice)."""
+        return jax.random.permutation(key, samples).reshape(config.minibatches, -1)
 
     def update(params, opt_state, rollout: Rollout, last_values, key):
         advantages, returns = gae(
@@ -294,15 +296,19 @@ def ppo(
             data = rollout
             if trunk.per_step and config.traces == "fresh":
                 data = rollout._replace(carry=recompute_carries(params, rollout))
-            batches = as_batches((data, advantages, returns), epoch_key)
+            samples = as_samples((data, advantages, returns))
+            count = jax.tree.leaves(samples)[0].shape[0]
 
-            def minibatch(carry, batch):
+            def minibatch(carry, indices):
                 params, opt_state = carry
+                batch = jax.tree.map(lambda a: a[indices], samples)
                 grads, metrics = jax.grad(loss, has_aux=True)(params, *batch)
                 updates, opt_state = optimizer.update(grads, opt_state, params)
                 return (optax.apply_updates(params, updates), opt_state), metrics
 
-            return jax.lax.scan(minibatch, (params, opt_state), batches)
+            return jax.lax.scan(
+                minibatch, (params, opt_state), minibatch_indices(count, epoch_key)
+            )
 
         (params, opt_state), metrics = jax.lax.scan(
             epoch, (params, opt_state), jax.random.split(key, config.epochs)
