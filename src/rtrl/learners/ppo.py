@@ -306,9 +306,7 @@ def ppo(
                 updates, opt_state = optimizer.update(grads, opt_state, params)
                 return (optax.apply_updates(params, updates), opt_state), metrics
 
-            return jax.lax.scan(
-                minibatch, (params, opt_state), minibatch_indices(count, epoch_key)
-            )
+            return jax.lax.scan(minibatch, (params, opt_state), minibatch_indices(count, epoch_key))
 
         (params, opt_state), metrics = jax.lax.scan(
             epoch, (params, opt_state), jax.random.split(key, config.epochs)
