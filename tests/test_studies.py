@@ -10,13 +10,15 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
 
 from rtrl import cli
-from rtrl.experiments import engine, executors, presets, studies
+from rtrl.experiments import engine, executors, grouping, presets, studies
 from rtrl.experiments.executors import LocalExecutor, Task
+from rtrl.experiments.loop import DivergedError
 from rtrl.experiments.studies import Grid, Study, plan, run_study
 
 TINY = {"steps": "4000", "chunk": "1000", "bin_size": "500", "final_window": "1000",
@@ -378,3 +380,30 @@ def test_copy_study_reports_recalled_length_per_method(tmp_path):
     for length in ("2", "3"):
         assert rows["copy-elstm-rtrl", length]["final"] == rows["copy-elstm-bptt", length]["final"]
     assert (tmp_path / "accuracy-vs-max_length.png").stat().st_size > 0
+
+
+def test_step_sizes_run_as_one_program_give_the_numbers_of_separate_runs(tmp_path):
+    # 0.25 diverges after a few chunks: the group runs on, and its member stops where a run of
+    # its own stops, with the same rows and summary.
+    budget = {**TINY, "optimizer": "sgd"}
+    study = Study("grouped", "one preset over step sizes",
+                  grids=(Grid(("ccn-columnar",), {"step_size": ("0.25", "0.1", "1e-2")}),),
+                  paper_grids=(), seeds=2, budget=budget)  # fmt: skip
+    runs = plan(study)
+    tasks = grouping.group_tasks([run.task for run in runs], tmp_path / "study", 1)
+    assert len(tasks) == 1 and len(tasks[0].members) == 3
+    assert tasks[0].config["step_size"] == [0.25, 0.1, 1e-2]
+    run_study(study, tmp_path / "study", LocalExecutor(1), progress=False)
+    assert not (tmp_path / "study" / grouping.GROUPS_DIRECTORY).exists()
+    for run in runs:
+        with pytest.raises(DivergedError) if run.settings["step_size"] == "0.25" else nullcontext():
+            engine.run(run.config, 2, tmp_path / "alone" / run.task.directory, progress=False)
+    assert outputs(tmp_path / "study") == outputs(tmp_path / "alone")
+    statuses = [r["status"] for r in read_rows(tmp_path / "study" / "study.csv")]
+    assert statuses == ["diverged", "complete", "complete"]
+    # Two workers: two groups; a run already started resumes on its own.
+    assert [len(t.members) for t in grouping.group_tasks([r.task for r in runs], tmp_path, 2)
+            ] == [2, 1]  # fmt: skip
+    (tmp_path / runs[0].task.directory).mkdir(parents=True)
+    assert [t.members for t in grouping.group_tasks([r.task for r in runs], tmp_path, 1)
+            ][0] == ()  # fmt: skip

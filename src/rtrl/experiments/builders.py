@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import optax
-
 from rtrl.cells import make_cell
 from rtrl.envs.control import ControlEnv, wrap_for_agents
 from rtrl.envs.gymnax_envs import DEFAULT_MEMORY_LENGTH
@@ -23,7 +21,6 @@ from rtrl.gradients import ESTIMATORS, make_estimator
 from rtrl.learners import make_optimizer, td_lambda
 from rtrl.learners.actor_critic import actor_critic
 from rtrl.learners.impala import ImpalaConfig, impala
-from rtrl.learners.optim import clipped_adam, clipped_rmsprop
 from rtrl.learners.ppo import PPOConfig, ppo
 from rtrl.learners.trunks import FEEDFORWARD, bptt_trunk, feedforward_trunk, rtrl_trunk
 from rtrl.networks.normalize import rate_of_window
@@ -174,14 +171,24 @@ def build_trunk(config: dict[str, Any]):
 
 
 def build_ppo(config: dict[str, Any], env: ControlEnv):
-    optimizer = clipped_adam(config["step_size"], config["max_grad_norm"], config["adam_eps"])
+    optimizer = make_optimizer(
+        "clipped_adam",
+        config["step_size"],
+        max_grad_norm=config["max_grad_norm"],
+        eps=config["adam_eps"],
+    )
     ppo_config = PPOConfig(**{k: config[k] for k in PPOConfig._fields})
     return ppo(env, build_trunk(config), ppo_config, optimizer)
 
 
 def build_impala(config: dict[str, Any], env):
     """IMPALA on a JAX ``ControlEnv``, or on host environments (EnvPool's)."""
-    optimizer = clipped_rmsprop(config["step_size"], config["max_grad_norm"], config["rmsprop_eps"])
+    optimizer = make_optimizer(
+        "clipped_rmsprop",
+        config["step_size"],
+        max_grad_norm=config["max_grad_norm"],
+        eps=config["rmsprop_eps"],
+    )
     impala_config = ImpalaConfig(**{k: config[k] for k in ImpalaConfig._fields})
     return impala(env, build_trunk(config), impala_config, optimizer)
 
@@ -192,7 +199,7 @@ def build_actor_critic(config: dict[str, Any], action_space):
     estimator = make_estimator(config["estimator"], cell_of(config))
     return actor_critic(
         estimator, action_space,
-        optax.adam(config["step_size"]), optax.adam(config["step_size"]),
+        make_optimizer("adam", config["step_size"]), make_optimizer("adam", config["step_size"]),
         gamma=config["gamma"], lambda_=config["lambda"], entropy_coef=config["entropy_coef"],
         shared_trunk=config["shared_trunk"], head_hidden=config["hidden"],
         bootstrap_truncation=config["bootstrap_truncation"],

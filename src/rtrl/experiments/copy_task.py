@@ -25,7 +25,7 @@ from rtrl.experiments.loop import Program, chunks_for, run_loop
 from rtrl.experiments.plots import new_figure, plot_mean_band, save_figure
 from rtrl.experiments.results import read_record, read_seed_table, run_name, standard_error
 from rtrl.gradients import make_estimator
-from rtrl.learners.optim import clipped_adam
+from rtrl.learners.optim import make_optimizer
 from rtrl.learners.sequence import (
     bptt_sequence_classifier,
     classification_metrics,
@@ -46,7 +46,12 @@ def recalled_length(logits: jax.Array, batch: CopyBatch, max_length: int) -> jax
 
 def build_classifier(config: dict[str, Any]):
     cell = cell_of(config)
-    optimizer = clipped_adam(config["step_size"], config["max_grad_norm"], config["adam_eps"])
+    optimizer = make_optimizer(
+        "clipped_adam",
+        config["step_size"],
+        max_grad_norm=config["max_grad_norm"],
+        eps=config["adam_eps"],
+    )
     if config["estimator"] == "bptt":  # backpropagation through whole sequences
         return bptt_sequence_classifier(cell, NUM_CLASSES, optimizer)
     if config["estimator"] == "tbptt":  # through segments of T steps, as batch T-BPTT does

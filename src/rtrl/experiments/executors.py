@@ -37,11 +37,14 @@ class Task(NamedTuple):
     seeds: int
     directory: str  # relative to the study directory
     games: tuple[str, ...] = ()
+    # A grouped run (rtrl.experiments.grouping): the runs it stands for, one per step size
+    members: tuple["Task", ...] = ()
 
     @property
     def stream_steps(self) -> int:
-        """The steps all its seeds (and games) take together: the unit of the progress bar."""
-        return self.config["steps"] * self.seeds * max(1, len(self.games))
+        """The steps all its seeds (and games, and members) take together: the unit of the
+        progress bar."""
+        return self.config["steps"] * self.seeds * max(1, len(self.games), len(self.members))
 
 
 def run_task(task: Task, root: Path) -> dict[str, Any]:
@@ -61,6 +64,8 @@ def run_task(task: Task, root: Path) -> dict[str, Any]:
 
 
 class Executor(Protocol):
+    parallel_runs: int  # runs it keeps going at once (grouped runs are split to keep them busy)
+
     def run(self, tasks: list[Task], root: Path) -> Iterator[tuple[Task, dict[str, Any]]]:
         """Run ``tasks`` into run directories under ``root``; yield each with its summary as
         it finishes."""
@@ -92,6 +97,7 @@ class LocalExecutor:
         if workers is not None and workers < 1:
             raise ValueError(f"--workers must be at least 1, got {workers}")
         self.workers = workers or available_cores()
+        self.parallel_runs = self.workers
 
     def run(self, tasks: list[Task], root: Path) -> Iterator[tuple[Task, dict[str, Any]]]:
         if self.workers == 1 or len(tasks) <= 1:
@@ -190,6 +196,7 @@ class RayExecutor:
                 "the ray backend needs Ray: pip install 'rtrl[ray]' (or use --backend local)"
             ) from None
         self.ray = ray
+        self.parallel_runs = 1  # a cluster's size is not known here: one grouped run per set
         problem = unreachable(address)
         if problem:
             raise RuntimeError(

@@ -128,9 +128,12 @@ def run_loop(
     chunks: int,
     progress: bool = True,
     stop_after: int | None = None,
+    stop_on_divergence: bool = True,
 ) -> dict[str, Any]:
     """Run (or resume) ``chunks`` chunks of ``program`` into ``out``; returns the summary,
-    whose ``status`` is complete, partial (``stop_after`` chunks ran) or diverged."""
+    whose ``status`` is complete, partial (``stop_after`` chunks ran) or diverged.
+    ``stop_on_divergence=False``: run on past non-finite outputs (a grouped run, whose
+    members diverge apart, records them and is split afterwards)."""
     prepare_directory(out, record)
     seeds = record["seeds"]
     metrics_path, checkpoint_path = out / recorder.metrics_file, out / CHECKPOINT_FILE
@@ -167,7 +170,7 @@ def run_loop(
             carry, rows = recorder.record(carry, index, outputs)
             rows_written += append_rows(metrics_path, recorder.header, rows)
             bad = ~np.isfinite(watched).all(axis=1)
-            if bad.any():
+            if bad.any() and stop_on_divergence:
                 summarise("diverged")
                 kept = (f"the {rows_written} rows recorded before are kept in {metrics_path}"
                         if rows_written else "nothing had been recorded yet")  # fmt: skip

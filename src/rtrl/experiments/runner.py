@@ -18,6 +18,7 @@ chunk as look-ahead (the truncation error is at most gamma^chunk); the stream's 
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,16 @@ import numpy as np
 from rtrl import cells, compiled
 from rtrl.experiments import builders
 from rtrl.experiments.loop import Program, chunks_for, run_loop
-from rtrl.experiments.results import final_and_lifetime, read_metrics
+from rtrl.experiments.results import (
+    CONFIG_FILE,
+    SUMMARY_FILE,
+    append_rows,
+    final_and_lifetime,
+    read_metrics,
+    write_json,
+)
 from rtrl.learners import binned_means, discounted_returns, unreliable_tail
+from rtrl.learners.optim import with_step_size
 
 
 def compile_chunks(stream, learner, chunk: int, reset_at_episode_start: bool = False):
@@ -90,14 +99,29 @@ def check_schedule(config: dict[str, Any]) -> None:
         raise ValueError(f"steps ({config['steps']}) must be at least two chunks ({2 * chunk})")
 
 
-def prediction_program(config: dict[str, Any], seeds: int, stream, learner) -> Program:
+def prediction_program(
+    config: dict[str, Any], seeds: int, stream, learner, step_sizes: list[float] | None = None
+) -> Program:
     """The run loop's program: ``run_chunk`` returns each seed's values, cumulants and
-    discounts of the chunk (float32, whatever the compute precision)."""
+    discounts of the chunk (float32, whatever the compute precision). With ``step_sizes``,
+    the rows are ``len(step_sizes)`` blocks of ``seeds`` seeds, block i learning with step size
+    i and the seeds' keys repeated in every block, so that a block's numbers are those of a
+    run with that step size alone."""
     chunk = config["chunk"]
     init, run_chunk = compile_chunks(
         stream, learner, chunk, reset_at_episode_start=config["reset_at_episode_start"]
     )
     seed_keys = jax.random.split(jax.random.PRNGKey(config["seed"]), seeds)
+    if step_sizes is not None:
+        seed_keys = jnp.tile(seed_keys, (len(step_sizes), 1))
+        per_row = np.repeat(np.asarray(step_sizes, np.float64), seeds)
+
+        def init_with_step_sizes(keys):
+            learner_state, env_state = init(keys)
+            opt_state = with_step_size(learner_state.opt_state, per_row)
+            return learner_state._replace(opt_state=opt_state), env_state
+    else:
+        init_with_step_sizes = init
 
     def run(state, index):
         chunk_keys = jax.vmap(lambda k: jax.random.fold_in(k, index))(seed_keys)
@@ -108,7 +132,7 @@ def prediction_program(config: dict[str, Any], seeds: int, stream, learner) -> P
                    "discount": np.asarray(discounts, np.float32)}  # fmt: skip
         return state, outputs
 
-    return Program(lambda: init(seed_keys), run, chunk)
+    return Program(lambda: init_with_step_sizes(seed_keys), run, chunk)
 
 
 def constant_predictor_error(stream, steps: int, key: jax.Array) -> float:
@@ -121,11 +145,14 @@ def constant_predictor_error(stream, steps: int, key: jax.Array) -> float:
     return float(returns[: steps - unreliable_tail(stream.gamma)].var())
 
 
+METRICS_FILE = "metrics.csv"
+
+
 class ReturnErrorRecorder:
     """Scores each chunk's values against the returns in hindsight (the module docstring):
     the carry is the previous chunk's outputs, scored once this chunk gives the look-ahead."""
 
-    metrics_file = "metrics.csv"
+    metrics_file = METRICS_FILE
     header = ["seed", "step", "msre"]
     watched = "value"
 
@@ -180,12 +207,50 @@ def run_prediction(
 ) -> dict[str, Any]:
     """Run (or resume) a prediction experiment; returns the summary.
 
-    ``stop_after``: run at most this many chunks in this call (the run stays resumable).
+    ``stop_after``: run at most this many chunks in this call (the run stays resumable). A
+    ``step_size`` that is a list runs every value with ``seeds`` seeds in one program (a
+    grouped run, ``rtrl.experiments.grouping``): the directory's rows are the values' blocks of
+    seeds, and a block that diverges does not stop the others.
     """
     check_schedule(config)
-    stream, learner = builders.build_prediction(config)  # names checked before writing
-    program = prediction_program(config, seeds, stream, learner)
-    recorder = ReturnErrorRecorder(config, seeds, stream.gamma)
+    step_sizes = config["step_size"] if isinstance(config["step_size"], list) else None
+    single = config if step_sizes is None else {**config, "step_size": step_sizes[0]}
+    stream, learner = builders.build_prediction(single)  # names checked before writing
+    program = prediction_program(config, seeds, stream, learner, step_sizes)
+    rows = seeds * (len(step_sizes) if step_sizes else 1)
+    recorder = ReturnErrorRecorder(config, rows, stream.gamma)
     chunks = chunks_for(config["steps"], config["chunk"], exact=True)
-    record = {"config": config, "seeds": seeds}
-    return run_loop(program, recorder, out, record, chunks, progress, stop_after)
+    record = {"config": config, "seeds": rows}
+    return run_loop(program, recorder, out, record, chunks, progress, stop_after,
+                    stop_on_divergence=step_sizes is None)  # fmt: skip
+
+
+def split_grouped_prediction(
+    group: Path, members: list[tuple[dict[str, Any], Path]], seeds: int
+) -> list[dict[str, Any]]:
+    """Write each member of the finished grouped run in ``group`` (its configuration and run
+    directory, in the order of the group's step sizes) as the run it stands for: its block of
+    seeds' rows, renumbered, up to where a run of its own would have stopped, and its summary.
+    A member diverged where its rows first hold a non-finite error that is not an overflow:
+    a run of its own records the chunk before that and stops (``rtrl.experiments.loop``)."""
+    with open(group / METRICS_FILE, newline="") as handle:
+        table = list(csv.reader(handle))
+    header, rows = table[0], table[1:]
+    summaries = []
+    for index, (config, out) in enumerate(members):
+        mine = [[int(seed) - index * seeds, int(step), msre] for seed, step, msre in rows
+                if index * seeds <= int(seed) < (index + 1) * seeds]  # fmt: skip
+        diverged = [step for _, step, msre in mine if msre.lower() == "nan"]
+        if diverged:
+            chunk = config["chunk"]
+            stop = (min(diverged) - 1) // chunk * chunk  # the first step of that chunk
+            mine = [row for row in mine if row[1] <= stop]
+        out.mkdir(parents=True, exist_ok=True)
+        (out / METRICS_FILE).unlink(missing_ok=True)
+        append_rows(out / METRICS_FILE, header, mine)
+        write_json(out / CONFIG_FILE, {"config": config, "seeds": seeds})
+        recorder = ReturnErrorRecorder(config, seeds, 1.0)
+        summary = {"status": "diverged" if diverged else "complete", **recorder.summary(out)}
+        write_json(out / SUMMARY_FILE, summary)
+        summaries.append(summary)
+    return summaries

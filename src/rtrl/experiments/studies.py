@@ -29,7 +29,7 @@ from typing import Any
 from tqdm import tqdm
 
 from rtrl.envs.atari import GAMES
-from rtrl.experiments import engine, presets
+from rtrl.experiments import engine, grouping, presets
 from rtrl.experiments.compute import multiply_adds
 from rtrl.experiments.executors import Executor, Task
 from rtrl.experiments.gradient_alignment import DENSITIES
@@ -138,13 +138,15 @@ def run_study(study: Study, out: Path, executor: Executor, paper: bool = False,
     bar = tqdm(total=total, unit="step", unit_scale=True, disable=not progress,
                desc=f"{study.name}: {len(rows)}/{len(runs)} runs",
                initial=sum(by_directory[d].task.stream_steps for d in rows))  # fmt: skip
-    results = executor.run([run.task for run in to_run], out)
+    tasks = grouping.group_tasks([run.task for run in to_run], out, executor.parallel_runs)
+    results = executor.run(tasks, out)
     try:
-        for task, summary in results:
-            run = by_directory[task.directory]
-            rows[task.directory] = _row(run, summary, summary.get("seconds"))
+        for finished_task, finished_summary in results:
+            for task, summary in grouping.outcomes(finished_task, finished_summary, out):
+                run = by_directory[task.directory]
+                rows[task.directory] = _row(run, summary, summary.get("seconds"))
+                bar.update(task.stream_steps)
             _write_rows(out, runs, rows)
-            bar.update(task.stream_steps)
             bar.set_description(f"{study.name}: {len(rows)}/{len(runs)} runs", refresh=False)
     except (KeyboardInterrupt, RunInterrupted):  # here, or in a worker (its runs checkpoint)
         raise RunInterrupted(

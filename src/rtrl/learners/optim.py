@@ -2,12 +2,20 @@
 
 Each receives the descent direction (for TD(lambda), -delta e) and returns the update; the step
 size is always called ``step_size``.
+
+``make_optimizer`` holds the step size in the optimiser's state rather than in the compiled
+program (``optax.inject_hyperparams``), so one compiled step serves every step size: a sweep
+runs its step sizes side by side as one batch, each row with its own value
+(``with_step_size``), and gets the numbers that separate runs get.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import inspect
+from typing import Any, Callable
 
+import jax
+import jax.numpy as jnp
 import optax
 
 
@@ -50,7 +58,35 @@ OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
 
 
 def make_optimizer(name: str, step_size: float, **options) -> optax.GradientTransformation:
-    """An optimiser by name, e.g. ``make_optimizer("adam", 3e-4)``."""
+    """An optimiser by name, e.g. ``make_optimizer("adam", 3e-4)``, its step size held in its
+    state (the module docstring); the other options are constants of the program."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
-    return OPTIMIZERS[name](step_size, **options)
+    factory = OPTIMIZERS[name]
+    step_name, *others = inspect.signature(factory).parameters  # optax calls it learning_rate
+    injected = optax.inject_hyperparams(factory, static_args=tuple(others))
+    return injected(**{step_name: step_size}, **options)
+
+
+def _is_injected(node: Any) -> bool:
+    return isinstance(node, optax.InjectStatefulHyperparamsState)
+
+
+def with_step_size(opt_state: optax.OptState, step_size: jax.Array | float) -> optax.OptState:
+    """``opt_state`` of a ``make_optimizer`` optimiser with its step size replaced (an array
+    broadcastable to the state's batch of rows, e.g. one value per seed)."""
+    found = []
+
+    def replace(node):
+        if not _is_injected(node):
+            return node
+        (step_name,) = node.hyperparams  # the only injected hyperparameter
+        old = node.hyperparams[step_name]
+        found.append(step_name)
+        new = jnp.broadcast_to(jnp.asarray(step_size, old.dtype), old.shape)
+        return node._replace(hyperparams={step_name: new})
+
+    opt_state = jax.tree.map(replace, opt_state, is_leaf=_is_injected)
+    if not found:
+        raise ValueError("this optimiser state holds no step size; build it with make_optimizer")
+    return opt_state
