@@ -1,14 +1,15 @@
 """Benchmarks: ``python -m rtrl.bench SUITE [--json]``, SUITE one of cells, estimators, loop,
-peers, profile, atari, control, r2ac."""
+peers, profile, atari, control, r2ac, gpu."""
 
 from __future__ import annotations
 
 import argparse
 
-from rtrl.bench import atari, cells, control, estimators, loop, peers, profile, r2ac
+from rtrl.bench import atari, cells, control, estimators, gpu, loop, peers, profile, r2ac
 
 SUITES = {"cells": cells, "estimators": estimators, "loop": loop, "peers": peers,
-          "profile": profile, "atari": atari, "control": control, "r2ac": r2ac}  # fmt: skip
+          "profile": profile, "atari": atari, "control": control, "r2ac": r2ac,
+          "gpu": gpu}  # fmt: skip
 
 
 def main(argv=None) -> None:

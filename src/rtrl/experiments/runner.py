@@ -41,11 +41,16 @@ from rtrl.learners import binned_means, discounted_returns, unreliable_tail
 from rtrl.learners.optim import with_step_size
 
 
-def compile_chunks(stream, learner, chunk: int, reset_at_episode_start: bool = False):
+def compile_chunks(
+    stream, learner, chunk: int, reset_at_episode_start: bool = False, blocks: int = 1
+):
     """Jitted ``init(keys)`` and ``run_chunk(learner_state, env_state, keys, data) ->
     ((learner_state, env_state), values, cumulants, discounts)`` advancing every seed ``chunk``
     steps (outputs (seeds, chunk)). ``data`` is the stream's recorded data (shared by all seeds),
-    an argument so that large recordings are not compiled in as constants.
+    an argument so that large recordings are not compiled in as constants. With ``blocks`` > 1
+    the learners are ``blocks`` copies of the seeds (a grouped run's step sizes): the streams
+    run once per seed (``keys`` and the stream state are the seeds') and every block learns
+    from them; ``init`` takes the learners' keys.
 
     Seeds are independent learners. The stream runs vmapped over seeds; the learner, when it can,
     runs all seeds in one step with the seed axis last in every array (where XLA's CPU backend
@@ -58,6 +63,7 @@ def compile_chunks(stream, learner, chunk: int, reset_at_episode_start: bool = F
 
     def init(keys):
         learner_state, env_state = jax.vmap(init_one)(keys)
+        env_state = jax.tree.map(lambda a: a[: a.shape[0] // blocks], env_state)
         if learner.streams_last:
             learner_state = cells.streams_last(learner_state)
         return learner_state, env_state
@@ -76,6 +82,9 @@ def compile_chunks(stream, learner, chunk: int, reset_at_episode_start: bool = F
         # The stream does not depend on the learner: generate the chunk first (vectorised where
         # the stream allows), then run the learner over it.
         env_state, transitions = stream.rollout_seeds(keys, env_state, data, chunk)
+        if blocks > 1:
+            transitions = jax.tree.map(lambda a: jnp.tile(a, (blocks,) + (1,) * (a.ndim - 1)),
+                                       transitions)  # fmt: skip
         if learner.streams_last:
             learner_state, values = run_learner(learner_state, cells.streams_last(transitions))
             values = values.T
@@ -108,20 +117,20 @@ def prediction_program(
     i and the seeds' keys repeated in every block, so that a block's numbers are those of a
     run with that step size alone."""
     chunk = config["chunk"]
+    blocks = 1 if step_sizes is None else len(step_sizes)
     init, run_chunk = compile_chunks(
-        stream, learner, chunk, reset_at_episode_start=config["reset_at_episode_start"]
+        stream, learner, chunk, config["reset_at_episode_start"], blocks
     )
     seed_keys = jax.random.split(jax.random.PRNGKey(config["seed"]), seeds)
-    if step_sizes is not None:
-        seed_keys = jnp.tile(seed_keys, (len(step_sizes), 1))
-        per_row = np.repeat(np.asarray(step_sizes, np.float64), seeds)
+    learner_keys = jnp.tile(seed_keys, (blocks, 1))
 
-        def init_with_step_sizes(keys):
-            learner_state, env_state = init(keys)
+    def init_program():
+        learner_state, env_state = init(learner_keys)
+        if step_sizes is not None:
+            per_row = np.repeat(np.asarray(step_sizes, np.float64), seeds)
             opt_state = with_step_size(learner_state.opt_state, per_row)
-            return learner_state._replace(opt_state=opt_state), env_state
-    else:
-        init_with_step_sizes = init
+            learner_state = learner_state._replace(opt_state=opt_state)
+        return learner_state, env_state
 
     def run(state, index):
         chunk_keys = jax.vmap(lambda k: jax.random.fold_in(k, index))(seed_keys)
@@ -132,7 +141,7 @@ def prediction_program(
                    "discount": np.asarray(discounts, np.float32)}  # fmt: skip
         return state, outputs
 
-    return Program(lambda: init_with_step_sizes(seed_keys), run, chunk)
+    return Program(init_program, run, chunk)
 
 
 def constant_predictor_error(stream, steps: int, key: jax.Array) -> float:
