@@ -135,3 +135,21 @@ def test_peers_benchmark_without_the_harness_says_what_to_build():
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0
     assert "does not exist" in result.stdout and "columnar N S STEPS" in result.stdout
+
+
+@pytest.mark.slow
+def test_seed_scaling_benchmark_rows_and_its_stop_rule():
+    command = [
+        sys.executable, "-m", "rtrl.bench", "gpu", "--json", "--workloads", "ccn-columnar",
+        "--seeds", "1,2,4", "--max-call-seconds", "0",
+    ]  # fmt: skip
+    lines = subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()
+    rows = [json.loads(line) for line in lines if line.startswith("{")]
+    # Every chunk takes longer than 0 s: the workload stops after its first count.
+    assert [(r["workload"], r["seeds"]) for r in rows] == [("ccn-columnar", 1)]
+    assert rows[0]["steps_per_s_total"] > 0 and rows[0]["device"].startswith("cpu")
+    assert "larger counts skipped" in lines[-1]
+    wrong = subprocess.run([*command[:6], "ppo-rtu", "--set", "no_such_key=1"],
+                           capture_output=True, text=True)  # fmt: skip
+    assert wrong.returncode != 0 and "unknown key 'no_such_key'" in wrong.stderr
+    assert "Traceback" not in wrong.stderr

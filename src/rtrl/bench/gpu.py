@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     rows = []
     if not args.json:
         print(f"device: {where}")
+        print("steps: environment steps, or for the copy task sequences")
         print(f"{'workload':<18}{'seeds':>6}{'steps/s/seed':>14}{'total steps/s':>15}"
               f"{'first call s':>14}")  # fmt: skip
     for name in filter(None, args.workloads.split(",")):
@@ -86,7 +87,10 @@ def run(args: argparse.Namespace) -> list[dict]:
             raise SystemExit(f"bench gpu: unknown workload {name!r}; choose from "
                              f"{', '.join(WORKLOADS)}")  # fmt: skip
         preset, overrides = WORKLOADS[name]
-        config = presets.resolve(preset, {**overrides, **presets.parse_overrides(args.set)})
+        try:
+            config = presets.resolve(preset, {**overrides, **presets.parse_overrides(args.set)})
+        except (KeyError, ValueError) as error:
+            raise SystemExit(f"bench gpu: {str(error).strip(chr(34))}") from None
         for seeds in map(int, args.seeds.split(",")):
             try:
                 program = program_for(config, seeds)
@@ -97,8 +101,9 @@ def run(args: argparse.Namespace) -> list[dict]:
                 print(f"{name:<18}{seeds:>6}  out of device memory; larger counts skipped")
                 break
             steps = program.chunk_steps
+            unit = "sequences" if config["kind"] == "copy" else "steps"
             row = {"suite": "gpu", "workload": name, "preset": preset, "device": where,
-                   "seeds": seeds, "steps_per_s_per_seed": steps / seconds,
+                   "unit": unit, "seeds": seeds, "steps_per_s_per_seed": steps / seconds,
                    "steps_per_s_total": steps * seeds / seconds, "first_call_s": first}  # fmt: skip
             rows.append(row)
             if args.json:
