@@ -128,6 +128,40 @@ def test_rtrl_gradient_of_a_segment_loss_equals_autodiff_through_the_episode_pre
     assert not np.allclose(truncated["cell"]["inputs"]["Z"], want["cell"]["inputs"]["Z"])
 
 
+@pytest.mark.parametrize("cell_name", ["elstm", "linear_rtu"])
+def test_the_segment_at_once_gives_the_steps_outputs_and_gradient(cell_name):
+    """Exact RTRL over a whole segment (backpropagation inside it, the carried traces for what
+    came before, the one-step gradient for the encoder) against the per-step re-run, with an
+    encoder, across an episode start and with traces carried in."""
+    env = wrap_for_agents(cartpole_p(), normalize_obs=False)
+    estimator = columnar_rtrl(make_cell(cell_name, 4))
+    assert estimator.run_segment is not None
+    config = SMALL._replace(hidden=5)
+    learner = impala(env, rtrl_trunk(estimator), config)
+    plain = rtrl_trunk(estimator)._replace(run_segment=None, segment_traces=None)
+    stepped = impala(env, plain, config)
+    state, _, second = two_segments(learner)
+    # The actors' traces brought up to the segment's end at once are the stepped actors'.
+    _, _, stepped_second = two_segments(stepped)
+
+    def floats(tree):
+        return [a for a in jax.tree.leaves(tree) if jnp.issubdtype(a.dtype, jnp.floating)]
+
+    assert_trees_close(floats(second), floats(stepped_second), tol=1e-10)
+    assert float(jnp.abs(second.first_carry.traces["inputs"][next(iter(
+        second.first_carry.traces["inputs"]))]).sum()) > 0  # fmt: skip
+    assert bool(second.steps.reset[1:].any())  # an episode starts inside the segment
+    for got, want in zip(
+        learner.unroll(state.params, second), stepped.unroll(state.params, second)
+    ):
+        np.testing.assert_allclose(got, want, atol=1e-12)
+    params = jax.tree.map(lambda a: a * 1.1, state.params)  # not the actors' parameters
+    got = jax.grad(lambda p: learner.loss(p, second)[0])(params)
+    want = jax.grad(lambda p: stepped.loss(p, second)[0])(params)
+    assert_trees_close(got, want, tol=1e-9)
+    assert float(jnp.abs(want["encoder"][0]["w"]).sum()) > 0
+
+
 def test_segments_restart_state_and_traces_at_episode_starts():
     learner, cell = make_learner("rtrl", SMALL._replace(segment_length=40, num_envs=2))
     state, segment, _ = two_segments(learner)

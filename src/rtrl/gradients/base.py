@@ -55,6 +55,13 @@ class Estimator(NamedTuple):
     # Whether compiled loops should run many streams at once with the stream axes last in every
     # array (cells/base.py; ``step`` supports it) rather than with jax.vmap.
     streams_last: bool = False
+    # run_segment(params, est_state, xs (M, d), resets (M,)) -> features (M, f): ``step`` over a
+    # segment, for learners that differentiate a whole segment's loss at once: the same
+    # features and the same gradient as the steps' (None: step through it).
+    run_segment: Callable[[Params, Any, jax.Array, jax.Array], jax.Array] | None = None
+    # For actors that need the state at every step but the traces only at a segment's end
+    # (IMPALA's): ``columnar.SegmentTraces`` (None: step the traces).
+    segment_traces: Any = None
 
 
 def where_reset(reset: jax.Array, if_reset: Any, otherwise: Any) -> Any:

@@ -18,13 +18,21 @@ Trace memory is (state size per unit) x (recurrent parameters).
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rtrl.cells.base import Cell, Params, contract, is_unit_form, stream_axes_of, unit_inputs
+from rtrl.cells.base import (
+    Cell,
+    Params,
+    contract,
+    is_elementwise,
+    is_unit_form,
+    stream_axes_of,
+    unit_inputs,
+)
 from rtrl.gradients.base import (
     Estimator,
     differentiable_step,
@@ -179,9 +187,9 @@ def _unit_block_rtrl(cell: Cell, name: str) -> Estimator:
         groups = [g for g in ("inputs", "recurrent", "unit") if g in params]
         return TraceState(state, {g: jax.tree.map(zeros_for, params[g]) for g in groups})
 
-    def forward(params, est_state: TraceState, x, reset):
+    def local_step(params, est_state: TraceState, x, reset):
+        """The new state and this step's local terms (J, D_u, D_p, the values read)."""
         state = where_reset(reset, cell.initial_state(params), est_state.cell_state)
-        traces = zero_where_reset(reset, est_state.traces)
         u, reads = unit_inputs(cell, params, state, x)
         b = stream_axes_of(x)
         selector = _self_read_selector(cell, state)
@@ -196,6 +204,12 @@ def _unit_block_rtrl(cell: Cell, name: str) -> Estimator:
         new_state, jacobian, d_u, d_p = jax.vmap(
             partial(_local_jacobians, cell.unit_step, b), in_axes=(0, 0, 0, 0)
         )(params["unit"], state, u, self_weights)
+        return new_state, jacobian, d_u, d_p, reads
+
+    def forward(params, est_state: TraceState, x, reset):
+        traces = zero_where_reset(reset, est_state.traces)
+        new_state, jacobian, d_u, d_p, reads = local_step(params, est_state, x, reset)
+        b = stream_axes_of(x)
         immediate = {
             "inputs": lambda name: _outer(d_u[name], x, b),
             "recurrent": lambda name: _outer(d_u[name], reads, b),
@@ -227,7 +241,129 @@ def _unit_block_rtrl(cell: Cell, name: str) -> Estimator:
         step=differentiable_step(cell, forward, gradient),
         gradient=gradient,
         streams_last=cell.streams_last_fast,
+        run_segment=segment_rtrl(cell) if is_elementwise(cell) else None,
+        segment_traces=segment_traces(cell, local_step) if is_elementwise(cell) else None,
     )
+
+
+class StepTerms(NamedTuple):
+    """What one step contributes to the traces of an element-wise cell: its state Jacobian
+    J (units, s, s), D_u and D_p (per parameter name), its input x and its reset flag."""
+
+    jacobian: jax.Array
+    d_u: dict[str, jax.Array]
+    d_p: dict[str, jax.Array]
+    x: jax.Array
+    reset: jax.Array
+
+
+class SegmentCarry(NamedTuple):
+    """An actor's carry inside a segment: the cell state now with the traces of the segment's
+    start, and the terms of the last step (collected per step, applied at the segment's end)."""
+
+    trace_state: TraceState
+    terms: StepTerms
+
+
+class SegmentTraces(NamedTuple):
+    """Exact RTRL for actors that step through a segment and need the traces only at its end:
+    ``step(params, carry, x, reset) -> (features, SegmentCarry)`` advances the state alone
+    (``carry`` a ``TraceState`` or ``SegmentCarry``), and ``advance(params, traces, terms)``
+    applies the segment's steps (``terms`` stacked time first) to its start traces at once:
+
+        T_M = Phi_M0 T_0 + sum_t Phi_Mt I_t,   Phi_Mt = J_M ... J_{t+1} (0 across a reset),
+
+    the per-step recursion T_t = J_t T_{t-1} + I_t summed in another order. The input rows'
+    sum is one matrix product over the segment's steps, (units x s x gates, M) by (M, inputs),
+    where stepping rewrites every trace at every step."""
+
+    step: Callable[..., tuple[jax.Array, SegmentCarry]]
+    advance: Callable[[Params, dict, StepTerms], dict]
+
+
+def segment_traces(cell: Cell, local_step) -> SegmentTraces:
+    def step(params, carry, x, reset):
+        trace_state = carry.trace_state if isinstance(carry, SegmentCarry) else carry
+        new_state, jacobian, d_u, d_p, _ = local_step(params, trace_state, x, reset)
+        features = cell.readout(params["readout"], new_state, x)
+        terms = StepTerms(jacobian, d_u, d_p, x, jnp.asarray(reset, bool))
+        return features, SegmentCarry(trace_state._replace(cell_state=new_state), terms)
+
+    def advance(params, traces, terms: StepTerms):
+        s = terms.jacobian.shape[-1]
+        identity = jnp.broadcast_to(jnp.eye(s, dtype=terms.jacobian.dtype),
+                                    terms.jacobian.shape[1:])  # fmt: skip
+
+        def backwards(product, step_terms):  # product = Phi_Mt, then Phi_M(t-1)
+            jacobian, reset = step_terms
+            earlier = jnp.where(reset, 0.0, jnp.einsum("iab,ibc->iac", product, jacobian))
+            return earlier, product
+
+        start, products = jax.lax.scan(
+            backwards, identity, (terms.jacobian, terms.reset), reverse=True
+        )  # start = Phi_M0; products[t] = Phi_Mt
+
+        def carried(trace):  # Phi_M0 T_0, per unit (s x s) times (s x ...)
+            return jnp.einsum("iab,ib...->ia...", start, trace)
+
+        def steps_sum(d):  # sum_t Phi_Mt D_t: (units, s, *shape)
+            return jnp.einsum("tiab,tib...->ia...", products, d)
+
+        def input_rows(d):  # sum_t (Phi_Mt D_u,t) outer x_t, as one product over t
+            a = jnp.einsum("tiab,tib...->tia...", products, d)
+            return jnp.tensordot(jnp.moveaxis(a, 0, -1), terms.x, axes=1)
+
+        new = {}
+        for group, group_traces in traces.items():
+            if group == "recurrent":
+                raise ValueError("segment traces are for element-wise cells (no recurrent rows)")
+            update = input_rows if group == "inputs" else steps_sum
+            source = terms.d_u if group == "inputs" else terms.d_p
+            new[group] = {name: carried(t) + update(source[name]) for name, t in
+                          group_traces.items()}  # fmt: skip
+        return new
+
+    return SegmentTraces(step, advance)
+
+
+def segment_rtrl(cell: Cell):
+    """Exact RTRL's features and gradient over a whole segment, without a trace per step.
+
+    For an element-wise cell the RTRL gradient of a segment's loss, sum_t delta_t . T_t, is
+    backpropagation through the segment plus the credit of the segment's start state through
+    the traces carried in: eps_0 . T_0, with eps_0 the loss's gradient with respect to that
+    state. So the segment runs as plain autodiff from the start state s_0 + T_0 (theta -
+    theta), whose value is s_0 and whose gradient brings T_0 in, while the input x_t reaches
+    only the features of its own step (the estimators' one-step input gradient): the carried
+    state reads x_t held constant, and the features add a one-step term from x_t whose value is
+    zero. A learner that re-runs a segment and differentiates its loss (IMPALA's) then stores
+    no traces per step."""
+
+    def run(params: Params, est_state: TraceState, xs: jax.Array, resets: jax.Array):
+        held = jax.lax.stop_gradient(params)
+        leaves, treedef = jax.tree.flatten(est_state.cell_state)
+        credit = sum(
+            jnp.sum(
+                trace * jnp.expand_dims(params[group][name] - held[group][name], 1),
+                axis=tuple(range(2, trace.ndim)),
+            )  # fmt: skip
+            for group, traces in est_state.traces.items()
+            for name, trace in traces.items()
+        )  # (units, s), zero in value
+        start = jax.tree.unflatten(treedef, [v + credit[:, i] for i, v in enumerate(leaves)])
+
+        def per_step(state, inputs):
+            x, reset = inputs
+            state = where_reset(reset, cell.initial_state(params), state)
+            new = cell.transition(params, state, jax.lax.stop_gradient(x))
+            one_step = cell.transition(held, jax.lax.stop_gradient(state), x)
+            read = jax.tree.map(lambda n, o: n + (o - jax.lax.stop_gradient(o)), new, one_step)
+            return new, cell.readout(params["readout"], read, x)
+
+        _, features = jax.lax.scan(per_step, start, (xs, resets))
+        return features
+
+    return run
 
 
 def columnar_rtrl(cell: Cell) -> Estimator:

@@ -56,6 +56,7 @@ from rtrl.learners.trunks import (
     act,
     initial_envs,
     recurrent_agent,
+    segment_actor_trunk,
 )
 
 Metrics = dict[str, jax.Array]
@@ -244,15 +245,40 @@ def impala(
         behaviour = (params,) * (config.behaviour_lag + 1)
         return ImpalaState(params, opt_state, behaviour, envs, key)
 
+    # Exact RTRL on an element-wise cell: the actors step the state alone and bring the traces
+    # up to the segment's end at once (rtrl.gradients.columnar.SegmentTraces).
+    segments = trunk.segment_traces
+    actor = agent
+    if segments is not None:
+        actor = recurrent_agent(shape, env.action_space, segment_actor_trunk(trunk),
+                                config.hidden, (), config.torso)  # fmt: skip
+
     def collect(params, envs: EnvCarry, key):
         def per_step(envs, step_key):
             keys = jax.random.split(step_key, config.num_envs)
-            return jax.vmap(
-                lambda e, k: act(agent, env, params, e, k, config.bootstrap_truncation)
+            envs, step = jax.vmap(
+                lambda e, k: act(actor, env, params, e, k, config.bootstrap_truncation)
             )(envs, keys)
+            return envs, (step, envs.carry.terms if segments is not None else None)
 
         first_carry = envs.carry
-        envs, steps = jax.lax.scan(per_step, envs, jax.random.split(key, config.segment_length))
+        if segments is not None:
+            _, carry = jax.vmap(segments.step, in_axes=(None, 0, 0, 0))(
+                params["cell"],
+                first_carry,
+                jax.vmap(agent.encode, in_axes=(None, 0))(params, envs.observation),
+                envs.reset,
+            )  # fmt: skip  (only for the terms' shapes: a carry the first step overwrites)
+            envs = envs._replace(carry=carry._replace(trace_state=first_carry))
+        envs, (steps, terms) = jax.lax.scan(
+            per_step, envs, jax.random.split(key, config.segment_length)
+        )
+        if segments is not None:
+            traces = jax.vmap(segments.advance, in_axes=(None, 0, 1))(
+                params["cell"], first_carry.traces, terms
+            )
+            cell_state = envs.carry.trace_state.cell_state
+            envs = envs._replace(carry=first_carry._replace(cell_state=cell_state, traces=traces))
         return envs, Segment(steps, first_carry, envs.observation, envs.reset)
 
     def unroll(params, segment: Segment):
@@ -271,7 +297,14 @@ def impala(
         flat = observations.reshape(-1, *observations.shape[2:])
         xs = jax.vmap(agent.encode, in_axes=(None, 0))(params, flat)
         xs = xs.reshape(*observations.shape[:2], -1)
-        _, (outputs, values) = jax.lax.scan(per_step, segment.first_carry, (xs, resets))
+        if agent.trunk.run_segment is None:
+            _, (outputs, values) = jax.lax.scan(per_step, segment.first_carry, (xs, resets))
+            return outputs[:-1], values
+        # Exact RTRL on an element-wise cell: the whole segment at once, no trace per step.
+        features = jax.vmap(agent.trunk.run_segment, in_axes=(None, 0, 1, 1), out_axes=1)(
+            params["cell"], segment.first_carry, xs, resets
+        )
+        outputs, values = jax.vmap(jax.vmap(agent.heads, (None, 0)), (None, 0))(params, features)
         return outputs[:-1], values
 
     def loss(params, segment: Segment):

@@ -55,6 +55,13 @@ class Trunk(NamedTuple):
     step: Callable[[Params, Carry, jax.Array, jax.Array], tuple[jax.Array, Carry]]
     per_step: bool
     cell_state: Callable[[Carry], State]
+    # (cell params, carry, xs (M, d), resets (M,)) -> features (M, f): ``step`` over a segment
+    # with the same features and gradient, for learners that re-run whole segments (None: they
+    # step through it); the estimator's ``run_segment``
+    run_segment: Callable[[Params, Carry, jax.Array, jax.Array], jax.Array] | None = None
+    # Actors that carry the traces across segments but read only the state within one: the
+    # estimator's ``segment_traces`` (``rtrl.gradients.columnar.SegmentTraces``), or None
+    segment_traces: Any = None
 
 
 def rtrl_trunk(estimator: Estimator) -> Trunk:
@@ -62,7 +69,16 @@ def rtrl_trunk(estimator: Estimator) -> Trunk:
         raise ValueError("the control learners train every trunk parameter; staged networks "
                          "are for TD prediction")  # fmt: skip
     return Trunk(estimator.cell, estimator.init, estimator.step, per_step=True,
-                 cell_state=lambda carry: carry.cell_state)  # fmt: skip
+                 cell_state=lambda carry: carry.cell_state,
+                 run_segment=estimator.run_segment,
+                 segment_traces=estimator.segment_traces)  # fmt: skip
+
+
+def segment_actor_trunk(trunk: Trunk) -> Trunk:
+    """The trunk as actors run it inside a segment: the state steps, the traces wait for the
+    segment's end (``trunk.segment_traces``); its carry is a ``SegmentCarry``."""
+    return trunk._replace(step=trunk.segment_traces.step,
+                          cell_state=lambda carry: carry.trace_state.cell_state)  # fmt: skip
 
 
 def bptt_trunk(cell: Cell) -> Trunk:
@@ -111,6 +127,8 @@ class Agent(NamedTuple):
     # sequence encodes all its observations in one batch before stepping the trunk
     encode: Callable[[Params, jax.Array], jax.Array]
     step_encoded: AgentStep
+    # (params, features) -> (policy output, value): the heads on the trunk's features
+    heads: Callable[[Params, jax.Array], tuple[jax.Array, jax.Array]]
 
 
 def recurrent_agent(
@@ -157,10 +175,13 @@ def recurrent_agent(
             return image_encoder.apply(params["encoder"], observation)
         return mlp_apply(params["encoder"], observation, activate_last=True)
 
+    def heads(params, features):
+        output = policy_output(space, mlp_apply(params["actor"], features), params)
+        return output, mlp_apply(params["critic"], features)[0]
+
     def step_encoded(params, carry, x, reset):
         features, carry = trunk.step(params["cell"], carry, x, reset)
-        output = policy_output(space, mlp_apply(params["actor"], features), params)
-        return output, mlp_apply(params["critic"], features)[0], carry
+        return *heads(params, features), carry
 
     def step(params, carry, observation, reset):
         return step_encoded(params, carry, encode(params, observation), reset)
@@ -170,7 +191,7 @@ def recurrent_agent(
         _, features = cell_step(cell, params["cell"], trunk.cell_state(carry), x)
         return mlp_apply(params["critic"], features)[0]
 
-    return Agent(space, dist, trunk, init, step, value_after, encode, step_encoded)
+    return Agent(space, dist, trunk, init, step, value_after, encode, step_encoded, heads)
 
 
 class EnvCarry(NamedTuple):
