@@ -401,9 +401,9 @@ def test_step_sizes_run_as_one_program_give_the_numbers_of_separate_runs(tmp_pat
     assert outputs(tmp_path / "study") == outputs(tmp_path / "alone")
     statuses = [r["status"] for r in read_rows(tmp_path / "study" / "study.csv")]
     assert statuses == ["diverged", "complete", "complete"]
-    # Two workers: two groups; a run already started resumes on its own.
+    # Two workers: a group of two and a run of its own; a run already started resumes alone.
     assert [len(t.members) for t in grouping.group_tasks([r.task for r in runs], tmp_path, 2)
-            ] == [2, 1]  # fmt: skip
+            ] == [2, 0]  # fmt: skip
     (tmp_path / runs[0].task.directory).mkdir(parents=True)
     assert [t.members for t in grouping.group_tasks([r.task for r in runs], tmp_path, 1)
             ][0] == ()  # fmt: skip

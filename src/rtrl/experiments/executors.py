@@ -196,7 +196,7 @@ class RayExecutor:
                 "the ray backend needs Ray: pip install 'rtrl[ray]' (or use --backend local)"
             ) from None
         self.ray = ray
-        self.parallel_runs = 1  # a cluster's size is not known here: one grouped run per set
+        self.cpus_per_run = cpus_per_run
         problem = unreachable(address)
         if problem:
             raise RuntimeError(
@@ -217,6 +217,12 @@ class RayExecutor:
             num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries,
             retry_exceptions=False,
         )  # fmt: skip
+
+    @property
+    def parallel_runs(self) -> int:
+        """Runs the cluster keeps going at once now (nodes may join after the connection)."""
+        cpus = self.ray.cluster_resources().get("CPU", 1)
+        return max(1, int(cpus // self.cpus_per_run)) if self.cpus_per_run else max(1, int(cpus))
 
     def run(self, tasks: list[Task], root: Path) -> Iterator[tuple[Task, dict[str, Any]]]:
         ray = self.ray

@@ -70,7 +70,8 @@ def group_tasks(tasks: list[Task], root: Path, parallel_runs: int = 1) -> list[T
             continue
         parts = max(1, min(parallel_runs, len(members)))
         size = -(-len(members) // parts)
-        result.extend(_grouped(members[i : i + size]) for i in range(0, len(members), size))
+        for part in (members[i : i + size] for i in range(0, len(members), size)):
+            result.append(_grouped(part) if len(part) > 1 else part[0])
     return result
 
 
