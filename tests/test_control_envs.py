@@ -379,3 +379,15 @@ def test_previous_reward_follows_the_observation():
                     ([0.0, 0.0], [3.0, 1.0], True), ([1.0, 1.0], [1.0, 1.0], False)]  # fmt: skip
     wrapped = wrap_for_agents(cartpole_p(), previous_reward=True)
     assert wrapped.observation_size == cartpole_p().observation_size + 1
+
+
+def test_an_unknown_gymnasium_id_is_a_one_line_error(capsys, tmp_path):
+    pytest.importorskip("gymnasium")
+    from rtrl.cli import main
+
+    args = ["run", "ppo-rtu-cartpole-p", "--steps", "10", "--set", "env=gym:NoSuchEnv-v0",
+            "--set", "learner=actor_critic", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "cannot make Gymnasium environment 'NoSuchEnv-v0'" in err and "pprint_registry" in err
+    assert err.count("\n") == 1 and "Traceback" not in err

@@ -177,3 +177,16 @@ def test_the_forget_bias_reaches_the_elstm_and_only_the_elstm():
     np.testing.assert_allclose(shift, 2.0, rtol=1e-6)
     with pytest.raises(ValueError, match="eLSTM only"):
         build_classifier(presets.resolve("copy-lstm-tbptt", {"forget_bias": "1"}))
+
+
+def test_a_budget_of_part_of_a_chunk_is_rounded_up_and_said(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli_main(["run", "copy-elstm-rtrl", "--seeds", "1", "--steps", "100",
+                     "--set", "max_length=3", "--set", "units=4", "--set", "batch_size=16",
+                     "--set", "chunk=64", "--set", "validation_size=16",
+                     "--out", str(out)]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert (
+        "100 sequences is not a whole number of 64-sequence chunks: running 128 (2 chunks)" in err
+    )
+    assert json.loads((out / "config.json").read_text())["steps_run"] == 128

@@ -79,8 +79,15 @@ def test_bad_names_and_a_missing_qt_runtime_are_one_line_errors(monkeypatch):
 
     class NoQt:
         @staticmethod
+        def list_all_envs():
+            return ["HeistMemory-v0"]
+
+        @staticmethod
         def make(*args, **kwargs):
             raise ImportError("EnvPool Procgen requires the system Qt 5 runtime on Linux.")
+
+    with pytest.raises(ValueError, match=r"unknown EnvPool game 'atari:NoSuchGame'.*list_all_envs"):
+        EnvPoolEnvs("atari:NoSuchGame")
 
     monkeypatch.setattr(envpool_games, "_envpool", lambda: NoQt)
     with pytest.raises(ImportError, match="apt-get install libqt5gui5"):

@@ -116,6 +116,13 @@ def test_cli_messages_for_bad_input(capsys, tmp_path):
     assert "either --steps or --paper" in capsys.readouterr().err
     assert cli.main(["plot", str(tmp_path / "missing")]) == 2
     assert "has no config.json; is it a run directory?" in capsys.readouterr().err
+    study = tmp_path / "a-study"
+    study.mkdir()
+    (study / "study.csv").write_text("run,status\n")
+    (study / "best.png").write_bytes(b"")
+    assert cli.main(["plot", str(study)]) == 2
+    err = capsys.readouterr().err
+    assert f"{study} is a study or sweep, not a run: its figures are in it (best.png)" in err
 
 
 @pytest.mark.parametrize(

@@ -73,6 +73,11 @@ class EnvPoolEnvs:
     def __init__(self, name: str, num_envs: int = 1, seed: int = 0, **options: Any):
         task, settings = envpool_task(name)
         envpool = _envpool()
+        if task not in envpool.list_all_envs():
+            raise ValueError(
+                f"unknown EnvPool game {name!r} (EnvPool has no {task}); the games are listed by "
+                "python -c 'import envpool; print(envpool.list_all_envs())' (ids GAME-v5)"
+            )
         try:
             self.env = envpool.make(task, env_type="gymnasium", num_envs=num_envs, seed=seed,
                                     **{**settings, **options})  # fmt: skip

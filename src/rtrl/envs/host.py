@@ -62,7 +62,14 @@ class HostEnvs:
                 "Gymnasium environments need gymnasium: pip install 'rtrl[control]'"
             ) from None
         make = (lambda: gymnasium.make(env, **options)) if isinstance(env, str) else env
-        self.envs = [make() for _ in range(num_envs)]
+        try:
+            self.envs = [make() for _ in range(num_envs)]
+        except gymnasium.error.Error as error:  # unknown id, version or missing dependency
+            reason = str(error).rstrip(".")
+            raise ValueError(
+                f"cannot make Gymnasium environment {env!r}: {reason}; the registered ids are "
+                "listed by python -c 'import gymnasium; gymnasium.pprint_registry()'"
+            ) from None
         space = self.envs[0].observation_space
         if len(space.shape) != 1:
             raise ValueError(f"observations must be vectors; this one has shape {space.shape}")

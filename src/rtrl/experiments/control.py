@@ -299,7 +299,8 @@ def run_control(
     """Train ``seeds`` agents for ``config["steps"]`` environment steps, rounded up to whole
     chunks (``steps_run`` in config.json); returns the summary."""
     program = build_program(config, seeds)  # validates names before anything is written
-    chunks = chunks_for(config["steps"], program.chunk_steps, exact=False)
+    chunks = chunks_for(config["steps"], program.chunk_steps, exact=False,
+                        announce=progress, unit="environment steps")  # fmt: skip
     recorder = ReturnCurveRecorder(config, seeds, builders.point_steps(config))
     record = {"config": config, "seeds": seeds, "steps_run": chunks * program.chunk_steps}
     return run_loop(program, recorder, out, record, chunks, progress, stop_after)

@@ -147,7 +147,8 @@ def run_copy(
 ) -> dict[str, Any]:  # fmt: skip
     """Train on ``config["steps"]`` sequences per seed, rounded up to whole chunks."""
     program = copy_program(config, seeds)
-    chunks = chunks_for(config["steps"], program.chunk_steps, exact=False)
+    chunks = chunks_for(config["steps"], program.chunk_steps, exact=False,
+                        announce=progress, unit="sequences")  # fmt: skip
     record = {"config": config, "seeds": seeds, "steps_run": chunks * program.chunk_steps}
     return run_loop(program, CopyRecorder(config["chunk"]), out, record, chunks, progress,
                     stop_after)  # fmt: skip

@@ -18,6 +18,7 @@ run ``run_loop`` for a run directory wherever the program can be built.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Protocol
 
@@ -198,10 +199,12 @@ def run_loop(
     return summarise("complete")
 
 
-def chunks_for(steps: int, chunk_steps: int, exact: bool) -> int:
+def chunks_for(steps: int, chunk_steps: int, exact: bool, announce: bool = False,
+               unit: str = "steps") -> int:  # fmt: skip
     """The number of chunks a budget of ``steps`` takes. ``exact``: the budget must be a whole
     number of chunks (an error naming the nearest valid budgets otherwise); else it is rounded
-    up to whole chunks (the run directory records the steps run)."""
+    up to whole chunks (the run directory records the steps run), and ``announce`` says so in
+    one line on standard error (``unit``: what a step counts)."""
     if steps < 1:
         raise ValueError(f"steps ({steps}) must be at least 1")
     if exact and steps % chunk_steps:
@@ -211,4 +214,10 @@ def chunks_for(steps: int, chunk_steps: int, exact: bool) -> int:
             f"steps ({steps}) must be a multiple of the {chunk_steps}-step chunk: use --steps "
             f"{nearest}, or change chunk"
         )
-    return -(-steps // chunk_steps)
+    chunks = -(-steps // chunk_steps)
+    if announce and chunks * chunk_steps != steps:
+        plural = "s" if chunks > 1 else ""
+        print(f"{steps} {unit} is not a whole number of {chunk_steps}-{unit.rstrip('s')} chunks: "
+              f"running {chunks * chunk_steps} ({chunks} chunk{plural}); give --steps a multiple "
+              f"of {chunk_steps} to run exactly that", file=sys.stderr)  # fmt: skip
+    return chunks

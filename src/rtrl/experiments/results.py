@@ -21,6 +21,7 @@ from rtrl.files import atomic_path
 
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
+STUDY_FILE = "study.csv"  # what marks a study's or sweep's directory
 
 
 def standard_error(per_seed) -> float:
@@ -62,6 +63,12 @@ def run_name(run_dir: Path) -> str:
 def read_record(run_dir: Path) -> dict[str, Any]:
     """The ``config.json`` of a run directory, with a clear error where there is none."""
     path = run_dir / CONFIG_FILE
+    if not path.exists() and (run_dir / STUDY_FILE).exists():
+        figures = ", ".join(sorted(p.name for p in run_dir.glob("*.png"))) or "none yet"
+        raise FileNotFoundError(
+            f"{run_dir} is a study or sweep, not a run: its figures are in it ({figures}); "
+            f"to plot some of its runs, give their directories (listed in {STUDY_FILE})"
+        )
     if not path.exists():
         raise FileNotFoundError(f"{run_dir} has no {CONFIG_FILE}; is it a run directory?")
     return read_json(path)

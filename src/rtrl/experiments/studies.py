@@ -34,9 +34,8 @@ from rtrl.experiments.compute import multiply_adds
 from rtrl.experiments.executors import Executor, Task
 from rtrl.experiments.gradient_alignment import DENSITIES
 from rtrl.experiments.loop import RunInterrupted, refuse_file
-from rtrl.experiments.results import read_table, write_table
+from rtrl.experiments.results import STUDY_FILE, read_table, write_table
 
-STUDY_FILE = "study.csv"
 BEST_FILE = "best.md"
 
 

@@ -29,6 +29,7 @@ with features of stages not yet reached set to zero.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -64,14 +65,26 @@ def _readout_is_blockwise(cell: Cell) -> bool:
     """Whether feature b*N + j of the readout depends on unit j's state only (f blocks of N)."""
     if cell.num_features % cell.units:
         return False
-    params = cell.init(jax.random.PRNGKey(0), 1)
-    state = jax.tree.map(
-        lambda a: a + jnp.linspace(0.1, 0.9, cell.units, dtype=a.dtype),
-        cell.initial_state(params),
-    )
-    jacobians = jax.jacobian(lambda s: cell.readout(params["readout"], s, jnp.zeros(1)))(state)
+
+    @jax.jit  # one compilation instead of one per operation run eagerly
+    def readout_jacobians():
+        params = cell.init(jax.random.PRNGKey(0), 1)
+        state = jax.tree.map(
+            lambda a: a + jnp.linspace(0.1, 0.9, cell.units, dtype=a.dtype),
+            cell.initial_state(params),
+        )
+        return jax.jacobian(lambda s: cell.readout(params["readout"], s, jnp.zeros(1)))(state)
+
+    jacobians = readout_jacobians()
     owner = _feature_units(cell.num_features, cell.units)[:, None] == np.arange(cell.units)
     return all(not np.any(np.asarray(j)[~owner]) for j in jax.tree.leaves(jacobians))
+
+
+@functools.lru_cache(maxsize=None)
+def _column_readout_is_blockwise(column: str, features: int, options: tuple) -> bool:
+    """``_readout_is_blockwise`` of a named cell, remembered: planning a study builds the same
+    columns many times, and the check runs the cell eagerly."""
+    return _readout_is_blockwise(make_cell(column, features, **dict(options)))
 
 
 def _feature_units(num_features: int, units: int) -> np.ndarray:
@@ -103,7 +116,8 @@ def staged_network(
     if not is_elementwise(whole):
         raise ValueError(f"a staged network's column must be element-wise, got {whole.name!r}")
     params_shape = jax.eval_shape(lambda: whole.init(jax.random.PRNGKey(0), 1))
-    if params_shape["readout"] or not _readout_is_blockwise(whole):
+    options = tuple(sorted(column_options.items()))
+    if params_shape["readout"] or not _column_readout_is_blockwise(column, features, options):
         raise ValueError(
             f"{whole.name!r} cannot be a staged network's column: its readout has parameters or "
             "does not give whole values per unit; use a cell whose features are functions of "
