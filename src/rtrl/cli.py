@@ -227,14 +227,15 @@ def _list_studies() -> None:
 
 def _list_presets() -> None:
     """One line per preset, columns aligned to the longest name."""
-    from rtrl.experiments.compute import multiply_adds
+    from rtrl.experiments.kinds import kind_of
 
     names = presets.preset_names()
     width = max(len("preset"), *(len(name) for name in names))
     print(f"{'preset':<{width}}  {'MACs/step':>10}  description")
     for name in names:
         config = presets.resolve(name)
-        macs = f"{multiply_adds(config):,}" if config["kind"] == "prediction" else "-"
+        count = kind_of(config).multiply_adds
+        macs = f"{count(config):,}" if count else "-"
         print(f"{name:<{width}}  {macs:>10}  {presets.describe(name)}")
 
 

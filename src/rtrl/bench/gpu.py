@@ -16,6 +16,7 @@ import time
 import jax
 
 from rtrl.experiments import presets
+from rtrl.experiments.kinds import kind_of
 
 # (name, preset, overrides): chunks short enough that 4096 seeds stay in minutes
 WORKLOADS = {
@@ -38,22 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def program_for(config: dict, seeds: int):
-    """The run loop's program of a prediction, control or copy configuration."""
-    if config["kind"] == "prediction":
-        from rtrl.experiments.builders import build_prediction
-        from rtrl.experiments.runner import prediction_program
-
-        stream, learner = build_prediction(config)
-        return prediction_program(config, seeds, stream, learner)
-    if config["kind"] == "control":
-        from rtrl.experiments.control import build_program
-
-        return build_program(config, seeds)
-    if config["kind"] == "copy":
-        from rtrl.experiments.copy_task import copy_program
-
-        return copy_program(config, seeds)
-    raise SystemExit(f"bench gpu: no program for {config['kind']} configurations")
+    """The run loop's program of a configuration whose kind runs through the loop."""
+    kind = kind_of(config)
+    if kind.program is None:
+        raise SystemExit(f"bench gpu: no program for {kind.name} configurations")
+    return kind.program(config, seeds)
 
 
 def _out_of_memory(error: Exception) -> bool:
@@ -101,7 +91,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                 print(f"{name:<18}{seeds:>6}  out of device memory; larger counts skipped")
                 break
             steps = program.chunk_steps
-            unit = "sequences" if config["kind"] == "copy" else "steps"
+            unit = kind_of(config).unit
             row = {"suite": "gpu", "workload": name, "preset": preset, "device": where,
                    "unit": unit, "seeds": seeds, "steps_per_s_per_seed": steps / seconds,
                    "steps_per_s_total": steps * seeds / seconds, "first_call_s": first}  # fmt: skip

@@ -22,6 +22,7 @@ from rtrl import compiled
 from rtrl.bench.timing import time_per_call
 from rtrl.experiments import presets
 from rtrl.experiments.builders import build_prediction
+from rtrl.experiments.kinds import control, kind_of, prediction
 from rtrl.experiments.runner import compile_chunks
 
 
@@ -128,9 +129,10 @@ def _profile_ppo(args: argparse.Namespace, config: dict) -> list[dict]:
 
 def run(args: argparse.Namespace) -> list[dict]:
     config = presets.resolve(args.preset, presets.parse_overrides(args.set))
-    if config["kind"] == "control" and config["learner"] == "ppo":
+    kind = kind_of(config)
+    if kind is control.KIND and config["learner"] == "ppo":
         return _profile_ppo(args, config)
-    if config["kind"] != "prediction":
+    if kind is not prediction.KIND:
         raise SystemExit(f"profile: {args.preset} is neither a prediction nor a PPO preset")
     stream, learner = build_prediction(config)
     init, run_chunk = compile_chunks(stream, learner, args.chunk)

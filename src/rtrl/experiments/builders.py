@@ -217,9 +217,7 @@ def point_steps(config: dict[str, Any]) -> int:
 
 
 def chunk_steps(config: dict[str, Any]) -> int:
-    """Steps per seed in one compiled chunk: ``chunk`` for prediction; for control, ``chunk``
-    rounded down to whole points of the curve (at least one)."""
-    if config["kind"] == "prediction":
-        return config["chunk"]
+    """Control: steps per seed in one compiled chunk, ``chunk`` rounded down to whole points of
+    the curve (at least one)."""
     point = point_steps(config)
     return point * max(1, config["chunk"] // point)

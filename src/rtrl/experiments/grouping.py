@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from rtrl.experiments.executors import Task
+from rtrl.experiments.kinds import kind_of
 
 GROUPED_KEY = "step_size"
 GROUPS_DIRECTORY = ".grouped"
@@ -30,7 +31,7 @@ GROUPS_DIRECTORY = ".grouped"
 def groupable(task: Task, root: Path) -> bool:
     """Prediction runs on a generated stream, not yet started in their own directory."""
     config = task.config
-    return (config["kind"] == "prediction" and config["stream"] != "atari" and not task.games
+    return (kind_of(config).groupable(config) and not task.games
             and not (root / task.directory).exists())  # fmt: skip
 
 

@@ -30,9 +30,9 @@ from tqdm import tqdm
 
 from rtrl.envs.atari import GAMES
 from rtrl.experiments import engine, grouping, presets
-from rtrl.experiments.compute import multiply_adds
 from rtrl.experiments.executors import Executor, Task
 from rtrl.experiments.gradient_alignment import DENSITIES
+from rtrl.experiments.kinds import kind_of
 from rtrl.experiments.loop import RunInterrupted, refuse_file
 from rtrl.experiments.results import STUDY_FILE, read_table, write_table
 
@@ -105,7 +105,7 @@ def plan(study: Study, paper: bool = False, seeds: int | None = None,
                 config = presets.resolve(preset, {**base, **settings})
                 if paper:
                     config["steps"] = config["paper_steps"]
-                if games and not (config["kind"] == "prediction" and config["stream"] == "atari"):
+                if games and not kind_of(config).takes_games(config):
                     raise ValueError(f"--games is for Atari prediction presets, not {preset}")
                 task = Task(config, seeds, run_directory(preset, settings), games)
                 runs.append(PlannedRun(preset, settings, task))
@@ -162,7 +162,8 @@ def run_study(study: Study, out: Path, executor: Executor, paper: bool = False,
 
 def _row(run: PlannedRun, summary: dict[str, Any], seconds: float | None) -> dict[str, Any]:
     config = run.config
-    macs = multiply_adds(config) if config["kind"] == "prediction" else ""
+    count = kind_of(config).multiply_adds
+    macs = count(config) if count else ""
     return {"preset": run.preset, **run.settings, **engine.scores(config, summary),
             "multiply_adds": macs, "seeds": run.task.seeds,
             "seconds": "" if seconds is None else round(seconds, 1),
@@ -181,7 +182,7 @@ def _write_rows(out: Path, runs: list[PlannedRun], rows: dict[str, dict[str, Any
 def _better(config: dict[str, Any]) -> int:
     """+1 where a higher final figure is better (returns, accuracies), -1 where lower is
     (errors)."""
-    return 1 if config["kind"] in ("control", "copy") else -1
+    return 1 if kind_of(config).higher_is_better else -1
 
 
 def best_runs(runs: list[PlannedRun], rows: dict[str, dict[str, Any]], choose: tuple[str, ...]
@@ -217,7 +218,7 @@ def report(study: Study, out: Path, runs: list[PlannedRun], rows: dict[str, dict
     text = _best_table(best, study, seeds)
     if best and study.column and not study.more_columns:
         text += "\n" + _column_table(best, study.column, study.choose)
-        if best[0][0].config["kind"] == "copy":
+        if kind_of(best[0][0].config).second_figure == "recalled_length":
             text += ("\nRecalled length: the longest k such that every validation pattern of k "
                      "bits or fewer is recalled without error (mean over seeds)\n\n"
                      + _column_table(best, study.column, study.choose,
@@ -238,8 +239,7 @@ def report(study: Study, out: Path, runs: list[PlannedRun], rows: dict[str, dict
     if best and "compute" in study.figures:
         _plot_error_against_compute(best, out / "error-vs-compute.png")
     if best and "column" in study.figures:
-        slug = {"prediction": "error", "control": "return", "copy": "accuracy"}
-        name = f"{slug[best[0][0].config['kind']]}-vs-{study.column}.png"
+        name = f"{kind_of(best[0][0].config).figure_slug}-vs-{study.column}.png"
         _plot_against_column(best, study.column, study.choose, out / name)
     if best and "success" in study.figures:
         chains = [(run, row) for run, row in best if study.column in run.settings]
@@ -251,13 +251,7 @@ def report(study: Study, out: Path, runs: list[PlannedRun], rows: dict[str, dict
 
 
 def _figure_name(run: PlannedRun) -> str:
-    if run.config["kind"] == "control":
-        return "final return"
-    if run.config["kind"] == "copy":
-        return "sequences recalled"
-    if run.task.games:
-        return f"normalised final error (mean over {len(run.task.games)} games)"
-    return "final MSRE"
+    return kind_of(run.config).figure_name(run.config, run.task.games)
 
 
 def _best_table(best: list[tuple[PlannedRun, dict[str, Any]]], study: Study, seeds: int) -> str:
@@ -273,10 +267,11 @@ def _best_table(best: list[tuple[PlannedRun, dict[str, Any]]], study: Study, see
         f"{_figure_name(best[0][0])} ± s.e. over {seeds} seeds",
     ]
     # Copy runs have no lifetime figure; their second figure is the recalled length.
-    second = "recalled_length" if best[0][0].config["kind"] == "copy" else "lifetime"
+    kind = kind_of(best[0][0].config)
+    second = kind.second_figure
     header.append(second.replace("_", " "))
-    prediction = best[0][0].config["kind"] == "prediction"
-    if prediction:
+    counted = kind.multiply_adds is not None
+    if counted:
         header.append("multiply-adds / step")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for run, row in best:
@@ -287,7 +282,7 @@ def _best_table(best: list[tuple[PlannedRun, dict[str, Any]]], study: Study, see
             f"{row['final']:.4g} ± {row['final_stderr']:.2g}",
             f"{row[second]:.4g}",
         ]
-        if prediction:
+        if counted:
             cells.append(f"{row['multiply_adds']:,}")
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines) + "\n"
@@ -341,21 +336,9 @@ def _column_table(best: list[tuple[PlannedRun, dict[str, Any]]], column: str,
 def _plot_curves(best, out: Path, column: str | None) -> None:
     """The best runs' learning curves: ``best.png``; control studies with a column (tasks)
     draw one figure per task, ``returns-TASK.png`` (``atari:Pong``: ``returns-atari-Pong.png``)."""
-    kind = best[0][0].config["kind"]
-    if kind == "control":
-        from rtrl.experiments.control import plot_control_runs
-
-        panels: dict[str, list[Path]] = {}
-        for run, _ in best:
-            task = str(run.config[column]).replace(":", "-")
-            name = f"returns-{task}.png" if column else "best.png"
-            panels.setdefault(name, []).append(out / run.task.directory)
-        for name, run_dirs in panels.items():
-            plot_control_runs(run_dirs, out / name, smooth=3)
-    else:
-        from rtrl.experiments.plots import plot_runs
-
-        plot_runs([out / run.task.directory for run, _ in best], out / "best.png", log_scale=True)
+    plot_best = kind_of(best[0][0].config).plot_best
+    if plot_best is not None:
+        plot_best([(run.config, out / run.task.directory) for run, _ in best], out, column)
 
 
 def _plot_error_against_compute(best, path: Path) -> None:
@@ -421,8 +404,8 @@ def describe(study: Study) -> dict[str, Any]:
     for label, paper in (("default", False), ("paper", True)):
         runs = plan(study, paper)
         steps = sum(run.task.stream_steps for run in runs)
-        macs = sum(run.task.stream_steps * multiply_adds(run.config) for run in runs
-                   if run.config["kind"] == "prediction")  # fmt: skip
+        macs = sum(run.task.stream_steps * kind_of(run.config).multiply_adds(run.config)
+                   for run in runs if kind_of(run.config).multiply_adds)  # fmt: skip
         sizes[label] = {"runs": len(runs), "stream_steps": steps, "multiply_adds": macs,
                         "seeds": runs[0].task.seeds}  # fmt: skip
     return sizes

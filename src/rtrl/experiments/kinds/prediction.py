@@ -1,0 +1,94 @@
+"""Online prediction (TD(lambda) on a generated stream or recorded Atari play): mean squared
+return error, lower is better; an Atari configuration runs one directory per game."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rtrl.experiments.kinds import Kind, figure, shown
+
+
+def _is_atari(config: dict[str, Any]) -> bool:
+    return config["stream"] == "atari"
+
+
+def run(config, seeds: int, out: Path, games=None, progress=True, stop_after=None):
+    if _is_atari(config):
+        from rtrl.experiments.atari import run_games
+
+        return run_games(config, games or [config["game"]], seeds, out, progress)
+    if games:
+        raise ValueError(f"--games is for Atari presets; this one's stream is {config['stream']}")
+    from rtrl.experiments.runner import run_prediction
+
+    return run_prediction(config, seeds, out, progress, stop_after)
+
+
+def scores(config, summary):
+    # A multi-game Atari run's aggregate holds normalised figures.
+    name = "normalised_{}" if "games" in summary else "{}_msre"
+    final, lifetime = name.format("final"), name.format("lifetime")
+    return {"status": summary.get("status", "complete"),
+            "final": figure(summary, f"{final}_mean"),
+            "final_stderr": figure(summary, f"{final}_stderr"),
+            "lifetime": figure(summary, f"{lifetime}_mean")}  # fmt: skip
+
+
+def headline(config, summary, out: Path) -> str:
+    if "games" in summary:
+        return (f"normalised final error over {len(summary['games'])} games: "
+                f"{shown(summary, 'normalised_final_mean')} ± "
+                f"{shown(summary, 'normalised_final_stderr')} ({out})")  # fmt: skip
+    return (f"final MSRE {shown(summary, 'final_msre_mean')} ± "
+            f"{shown(summary, 'final_msre_stderr')}, lifetime "
+            f"{shown(summary, 'lifetime_msre_mean')} ({out})")  # fmt: skip
+
+
+def plot(run_dirs: list[Path], out: Path, log_scale: bool = False, smooth: int = 1) -> str:
+    from rtrl.experiments.results import read_record
+
+    per_game = ["games" in read_record(run_dir) for run_dir in run_dirs]
+    if any(per_game) and not all(per_game):
+        raise ValueError("cannot plot Atari runs over games with other prediction runs together")
+    if all(per_game):
+        from rtrl.experiments.atari import games_table, plot_games
+
+        return games_table(run_dirs) + f"wrote {plot_games(run_dirs, out)}\n"
+    from rtrl.experiments.plots import plot_runs
+
+    return f"wrote {plot_runs(run_dirs, out, log_scale)}\n"
+
+
+def figure_name(config, games) -> str:
+    if games:
+        return f"normalised final error (mean over {len(games)} games)"
+    return "final MSRE"
+
+
+def program(config, seeds: int):
+    from rtrl.experiments.builders import build_prediction
+    from rtrl.experiments.runner import prediction_program
+
+    stream, learner = build_prediction(config)
+    return prediction_program(config, seeds, stream, learner)
+
+
+def multiply_adds(config) -> int:
+    from rtrl.experiments.compute import multiply_adds as count
+
+    return count(config)
+
+
+def plot_best(best, out: Path, column) -> None:
+    from rtrl.experiments.plots import plot_runs
+
+    plot_runs([run_dir for _, run_dir in best], out / "best.png", log_scale=True)
+
+
+KIND = Kind(
+    name="prediction", run=run, scores=scores, headline=headline, plot=plot,
+    figure_name=figure_name, higher_is_better=False, figure_slug="error", program=program,
+    multiply_adds=multiply_adds, plot_best=plot_best, takes_games=_is_atari,
+    groupable=lambda config: not _is_atari(config),
+)  # fmt: skip
