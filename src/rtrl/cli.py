@@ -155,9 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "run":
             from rtrl.experiments import engine
 
-            config = presets.resolve(args.preset, _budget_overrides(args))
-            if args.paper:
-                config["steps"] = config["paper_steps"]
+            config = presets.resolve(args.preset, _budget_overrides(args), paper=args.paper)
             out = args.out or Path("runs") / args.preset
             summary = engine.run(config, args.seeds, out, games=_games(args.games))
             if "games" in summary:

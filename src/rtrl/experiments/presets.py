@@ -517,10 +517,11 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
     return overrides
 
 
-def resolve(name: str, overrides: dict[str, str] | None = None) -> dict[str, Any]:
+def resolve(name: str, overrides: dict[str, str] | None = None, paper: bool = False
+            ) -> dict[str, Any]:  # fmt: skip
     """The preset's configuration with ``--set`` overrides applied (strings converted to the
     type of the default, and range-checked); unknown presets and keys get errors that list the
-    valid ones."""
+    valid ones. ``paper``: the budget is the preset's long one, ``paper_steps`` (``--paper``)."""
     if name not in _PRESETS:
         raise KeyError(f"unknown preset {name!r}; valid presets: {', '.join(preset_names())}")
     config = dict(_PRESETS[name][1])
@@ -540,6 +541,8 @@ def resolve(name: str, overrides: dict[str, str] | None = None) -> dict[str, Any
             )
         config[key] = _convert(key, text, config[key])
         check_value(key, config[key])
+    if paper:
+        config["steps"] = config["paper_steps"]
     return config
 
 

@@ -102,9 +102,7 @@ def plan(study: Study, paper: bool = False, seeds: int | None = None,
         for preset in grid.presets:
             for combination in itertools.product(*grid.values.values()):
                 settings = dict(zip(keys, combination))
-                config = presets.resolve(preset, {**base, **settings})
-                if paper:
-                    config["steps"] = config["paper_steps"]
+                config = presets.resolve(preset, {**base, **settings}, paper=paper)
                 if games and not kind_of(config).takes_games(config):
                     raise ValueError(f"--games is for Atari prediction presets, not {preset}")
                 task = Task(config, seeds, run_directory(preset, settings), games)
