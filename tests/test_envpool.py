@@ -97,7 +97,7 @@ def test_bad_names_and_a_missing_qt_runtime_are_one_line_errors(monkeypatch):
 def test_the_nature_torso_reads_images_channels_last():
     import jax
 
-    from rtrl.learners.policies import nature_torso_apply, nature_torso_init
+    from rtrl.learners.torsos import nature_torso_apply, nature_torso_init
 
     params = nature_torso_init(jax.random.PRNGKey(0), (84, 84, 1), 32)
     features = nature_torso_apply(params, jax.numpy.ones((84, 84, 1)))
@@ -111,7 +111,7 @@ def test_the_resnet_torso_halves_the_image_per_section_and_adds_its_blocks():
     import jax
     import jax.numpy as jnp
 
-    from rtrl.learners.policies import image_torso, resnet_torso_apply, resnet_torso_init
+    from rtrl.learners.torsos import image_torso, resnet_torso_apply, resnet_torso_init
 
     params = resnet_torso_init(jax.random.PRNGKey(0), (64, 64, 3), 24)
     assert params["dense"]["w"].shape == (24, 8 * 8 * 32)  # 64 -> 32 -> 16 -> 8

@@ -9,8 +9,8 @@ from helpers import assert_trees_close
 
 from rtrl import cells, cli
 from rtrl.experiments import engine, gradient_alignment, presets
-from rtrl.experiments.meta_gradient import meta_bptt_grad, meta_online_grad
 from rtrl.gradients import columnar_rtrl, full_rtrl, truncated_bptt
+from rtrl.gradients.meta_gradient import meta_bptt_grad, meta_online_grad
 
 pytestmark = pytest.mark.float64
 

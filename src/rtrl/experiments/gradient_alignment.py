@@ -33,7 +33,6 @@ from jax.flatten_util import ravel_pytree
 
 from rtrl import cells
 from rtrl.experiments.loop import prepare_directory
-from rtrl.experiments.meta_gradient import meta_bptt_grad, meta_online_grad
 from rtrl.experiments.plots import new_figure, save_figure
 from rtrl.experiments.results import (
     SUMMARY_FILE,
@@ -44,6 +43,7 @@ from rtrl.experiments.results import (
     write_table,
 )
 from rtrl.gradients import bptt, make_estimator, online_value_and_grad
+from rtrl.gradients.meta_gradient import meta_bptt_grad, meta_online_grad
 
 DENSITIES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 ALIGNMENT_FILE = "alignment.csv"

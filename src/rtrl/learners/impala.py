@@ -123,7 +123,7 @@ class ImpalaConfig(NamedTuple):
     c_bar: float = 1.0
     reward_clip: float = 1.0  # rewards enter the loss clipped to [-c, c]; 0: unclipped
     hidden: int = 64  # encoder width (0: the trunk reads observations); the heads are linear
-    torso: str = "resnet"  # images: IMPALA's residual network, or "nature" (policies.TORSOS)
+    torso: str = "resnet"  # images: IMPALA's residual network, or "nature" (torsos.TORSOS)
     behaviour_lag: int = 0  # updates the actors' parameters trail the learner's (0: none)
     bootstrap_truncation: bool = True  # False: a time limit ends episodes like a terminal state
 

@@ -33,12 +33,12 @@ from rtrl.gradients.base import Estimator, reset_then_step
 from rtrl.learners.policies import (
     Distribution,
     distribution_for,
-    image_torso,
     mlp_apply,
     mlp_init,
     policy_output,
     policy_params,
 )
+from rtrl.learners.torsos import image_torso
 from rtrl.spaces import ActionSpace
 
 # The trunk's carry between steps: an estimator state (RTRL trunks) or a cell state (BPTT).
@@ -142,7 +142,7 @@ def recurrent_agent(
     """Encoder -> trunk -> policy and value MLPs with ``head_widths`` hidden tanh layers (():
     linear heads). The encoder is an MLP of ``encoder_width`` tanh units for vector observations
     (``observation_shape`` an int; 0: none, the trunk reads observations), and for images (a
-    (height, width, channels) shape) the convolutional ``torso`` (``policies.TORSOS``: IMPALA's
+    (height, width, channels) shape) the convolutional ``torso`` (``torsos.TORSOS``: IMPALA's
     ``resnet`` or the ``nature`` network) ending in ``encoder_width`` ReLU units. The policy's
     last layer starts at 1% scale."""
     image = not isinstance(observation_shape, int)
