@@ -13,6 +13,7 @@ from rtrl.cells.base import (
 from rtrl.cells.coupled import coupled_columns
 from rtrl.cells.dense import dense_gru, dense_lstm, dense_rnn
 from rtrl.cells.elstm import elstm
+from rtrl.cells.feedforward import FEEDFORWARD, feedforward
 from rtrl.cells.lru import online_lru
 from rtrl.cells.lstm import columnar_lstm
 from rtrl.cells.rnn import elementwise_rnn
@@ -29,6 +30,7 @@ CELLS = {
     "dense_rnn": dense_rnn,
     "dense_gru": dense_gru,
     "dense_lstm": dense_lstm,
+    FEEDFORWARD: feedforward,  # no state: the feed-forward control trunk
 }
 
 
@@ -40,6 +42,8 @@ def make_cell(name: str, units: int, **options) -> Cell:
 
 
 __all__ = [
+    "FEEDFORWARD",
+    "feedforward",
     "CELLS",
     "Cell",
     "Coupling",

@@ -78,7 +78,18 @@ def make_control_env(
     raise ValueError(f"unknown environment {name!r}; choose one of {control_env_names()}")
 
 
+# Where a control environment's name says where it runs: in JAX (no prefix, or gymnax:), stepped
+# from Python (gym:), or in EnvPool's C++ batches (atari:, procgen:).
 HOST_PREFIX = "gym:"  # "gym:<Gymnasium id>" or "gym:<mujoco task>-p|v": stepped from Python
+ENVPOOL_PREFIXES = ("atari:", "procgen:")  # EnvPool's pixel games (rtrl.envs.envpool_games)
+
+
+def is_host_env(name: str) -> bool:
+    return name.startswith(HOST_PREFIX)
+
+
+def is_envpool_env(name: str) -> bool:
+    return name.startswith(ENVPOOL_PREFIXES)
 
 
 def make_host_envs(name: str, num_envs: int, seed: int):

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from rtrl.cells import make_cell
+from rtrl.cells import FEEDFORWARD, make_cell
 from rtrl.envs.control import ControlEnv, wrap_for_agents
 from rtrl.envs.gymnax_envs import DEFAULT_MEMORY_LENGTH
 from rtrl.envs.registry import (
     HOST_PREFIX,
+    is_envpool_env,
+    is_host_env,
     make_control_env,
     make_host_envs,
     make_stream,
@@ -22,9 +24,9 @@ from rtrl.learners import make_optimizer, td_lambda
 from rtrl.learners.actor_critic import actor_critic
 from rtrl.learners.impala import ImpalaConfig, impala
 from rtrl.learners.ppo import PPOConfig, ppo
-from rtrl.learners.trunks import FEEDFORWARD, bptt_trunk, feedforward_trunk, rtrl_trunk
+from rtrl.learners.trunks import bptt_trunk, feedforward_trunk, rtrl_trunk
 from rtrl.networks.normalize import rate_of_window
-from rtrl.networks.staged import staged_network, staged_rtrl
+from rtrl.networks.staged import staged_network
 
 STREAM_OPTIONS = ("isi", "num_distractors", "game", "frame_size", "resize", "gamma")
 CONTROL_LEARNERS = ("ppo", "impala", "actor_critic")
@@ -58,6 +60,9 @@ def staged_network_of(config: dict[str, Any]):
 def cell_of(config: dict[str, Any]):
     """The configuration's cell; ``forget_bias`` and ``max_timescale`` (where the kind has
     them) are the eLSTM's initialisation."""
+    if config["cell"] == FEEDFORWARD:
+        raise ValueError("cell=feedforward has no recurrent state: it is the trunk of the PPO and "
+                         "IMPALA presets only; choose a recurrent cell here")  # fmt: skip
     options = {}
     for key in ("forget_bias", "max_timescale"):
         if config.get(key):
@@ -68,12 +73,14 @@ def cell_of(config: dict[str, Any]):
 
 
 def build_estimator(config: dict[str, Any]):
-    """The estimator of a prediction configuration; ``staged_rtrl`` builds a staged network."""
-    valid = sorted([*ESTIMATORS, "staged_rtrl"])
-    if config["estimator"] not in valid:
-        raise ValueError(f"unknown estimator {config['estimator']!r}; choose one of {valid}")
-    if config["estimator"] == "staged_rtrl":
-        return staged_rtrl(staged_network_of(config))
+    """The estimator of a prediction configuration: of its cell, or of the staged network it
+    describes for ``staged_rtrl``."""
+    if config["estimator"] not in ESTIMATORS:
+        raise ValueError(
+            f"unknown estimator {config['estimator']!r}; choose one of {sorted(ESTIMATORS)}"
+        )
+    if config["estimator"] == "staged_rtrl":  # the estimator of a network, not of a cell
+        return make_estimator("staged_rtrl", staged_network_of(config))
     if config["input_norm_window"]:
         raise ValueError(
             "input_norm_window normalises the inputs of a staged network's stages: it needs "
@@ -128,11 +135,8 @@ def host_envs(config: dict[str, Any], seeds: int):
     return make_host_envs(config["env"][len(HOST_PREFIX) :], num_envs=seeds, seed=config["seed"])
 
 
-ENVPOOL_PREFIXES = ("atari:", "procgen:")
-
-
 def is_envpool(config: dict[str, Any]) -> bool:
-    return config["env"].startswith(ENVPOOL_PREFIXES)
+    return is_envpool_env(config["env"])
 
 
 def envpool_envs(config: dict[str, Any], count: int, **envpool_options: Any):
@@ -149,10 +153,10 @@ def check_control_learner(config: dict[str, Any]) -> None:
     if is_envpool(config) and config["learner"] != "impala":
         raise ValueError("EnvPool environments (atari:..., procgen:...) run with the IMPALA "
                          "learner (--set learner=impala)")  # fmt: skip
-    if config["previous_reward"] and (is_envpool(config) or config["env"].startswith(HOST_PREFIX)):
+    if config["previous_reward"] and (is_envpool(config) or is_host_env(config["env"])):
         raise ValueError("previous_reward applies to JAX environments only (set "
                          "previous_reward=false)")  # fmt: skip
-    if config["env"].startswith(HOST_PREFIX) and config["learner"] != "actor_critic":
+    if is_host_env(config["env"]) and config["learner"] != "actor_critic":
         raise ValueError(
             "Gymnasium environments (env=gym:...) run with the host-loop actor-critic "
             "(--set learner=actor_critic); PPO and IMPALA need a JAX environment"

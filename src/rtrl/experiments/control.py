@@ -22,12 +22,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from rtrl import compiled
+from rtrl.cells import FEEDFORWARD
+from rtrl.envs.registry import is_host_env
 from rtrl.experiments import builders
 from rtrl.experiments.loop import Program, chunks_for, run_loop
 from rtrl.experiments.plots import new_figure, plot_mean_band, save_figure
 from rtrl.experiments.results import final_and_lifetime, read_curve, read_record, run_name
 from rtrl.learners.impala import Segment
-from rtrl.learners.trunks import FEEDFORWARD, Step
+from rtrl.learners.trunks import Step
 
 
 def _program(init, run_chunk, seeds: int, config) -> Program:
@@ -249,7 +251,7 @@ def build_program(config: dict[str, Any], seeds: int) -> Program:
     builders.check_control_learner(config)
     if builders.is_envpool(config):
         return envpool_impala_program(config, seeds)
-    if config["env"].startswith(builders.HOST_PREFIX):
+    if is_host_env(config["env"]):
         return host_actor_critic_program(config, seeds)
     if config["learner"] == "actor_critic":
         return actor_critic_program(config, seeds)

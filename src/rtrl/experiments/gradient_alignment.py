@@ -49,17 +49,6 @@ DENSITIES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 ALIGNMENT_FILE = "alignment.csv"
 
 
-def estimator_of(name: str, cell):
-    """An estimator by its registry name (``rtrl.gradients.ESTIMATORS``); ``tbptt_T`` is
-    "tbptt" with truncation T, so one list can hold several truncations."""
-    base, _, truncation = name.partition("_")
-    if base == "tbptt" and truncation.isdigit():
-        return make_estimator("tbptt", cell, truncation=int(truncation))
-    if name == "tbptt":
-        raise ValueError("write tbptt with its truncation, e.g. tbptt_4")
-    return make_estimator(name, cell)
-
-
 def squared_error(head, features, target):
     return 0.5 * (head @ features - target) ** 2
 
@@ -108,7 +97,7 @@ def run_density(config: dict[str, Any], seeds: int) -> dict[str, tuple[np.ndarra
     truths = jax.vmap(truth_of)(keys)
     results = {}
     for name in estimator_names(config):
-        estimator = estimator_of(name, cell)
+        estimator = make_estimator(name, cell)
 
         @jax.jit
         def scores(key, truth):
@@ -136,7 +125,7 @@ def estimator_names(config: dict[str, Any]) -> list[str]:
         raise ValueError("estimators is empty; give a list such as full_rtrl,columnar_rtrl,tbptt_5")
     for name in names:
         try:
-            estimator_of(name, cells.columnar_lstm(1))
+            make_estimator(name, cells.columnar_lstm(1))
         except (KeyError, ValueError) as error:
             message = error.args[0] if isinstance(error, KeyError) else str(error)
             raise ValueError(f"estimators: {message}") from None

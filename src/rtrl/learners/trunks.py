@@ -27,6 +27,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from rtrl.cells import feedforward
 from rtrl.cells.base import Cell, Params, State
 from rtrl.cells.base import step as cell_step
 from rtrl.gradients.base import Estimator, reset_then_step
@@ -89,25 +90,8 @@ def bptt_trunk(cell: Cell) -> Trunk:
     return Trunk(cell, cell.initial_state, step, per_step=False, cell_state=lambda carry: carry)
 
 
-FEEDFORWARD = "feedforward"  # the feed-forward trunk's name where configurations name cells
-
-
-def feedforward_cell(units: int) -> Cell:
-    """A cell without state: features tanh(W x + b), all of it readout (exact gradients)."""
-
-    def init(key: jax.Array, num_inputs: int) -> Params:
-        (layer,) = mlp_init(key, [num_inputs, units])
-        return {"inputs": {}, "unit": {}, "readout": layer}
-
-    def readout(params, state, x):
-        return jnp.tanh(mlp_apply([params], x))
-
-    return Cell(FEEDFORWARD, units, units, init, lambda params: {},
-                lambda params, state, x: state, readout)  # fmt: skip
-
-
 def feedforward_trunk(units: int) -> Trunk:
-    trunk = bptt_trunk(feedforward_cell(units))
+    trunk = bptt_trunk(feedforward(units))
     return trunk._replace(per_step=True)  # nothing is carried, so any step runs alone
 
 

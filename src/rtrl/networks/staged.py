@@ -60,6 +60,10 @@ class StagedNetwork(NamedTuple):
     def num_stages(self) -> int:
         return self.features // self.stage_size
 
+    def exact_rtrl(self) -> Estimator:
+        """``staged_rtrl(self)``: what ``make_estimator("staged_rtrl", network)`` returns."""
+        return staged_rtrl(self)
+
 
 def _readout_is_blockwise(cell: Cell) -> bool:
     """Whether feature b*N + j of the readout depends on unit j's state only (f blocks of N)."""
