@@ -182,12 +182,12 @@ def test_the_host_loop_actors_trail_the_learner_by_the_behaviour_lag(lag):
     import jax
 
     from rtrl.experiments import presets
-    from rtrl.experiments.control import EnvPoolActors
+    from rtrl.experiments.control import envpool_actors
 
     config = presets.resolve("r2ac-ff-atari", {
         "num_envs": "2", "segment_length": "4", "hidden": "16", "units": "8",
         "torso": "nature", "behaviour_lag": str(lag)})  # fmt: skip
-    actors = EnvPoolActors(config, seeds=1)
+    actors = envpool_actors(config, seeds=1)
     acted_with = []
     collect = actors.collect
     actors.collect = lambda params, state: (acted_with.append(params), collect(params, state))[1]

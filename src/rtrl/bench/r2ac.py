@@ -5,7 +5,7 @@ threads and XLA's see only those), one seed of ``num_envs`` environments:
 - environment: EnvPool's batch alone, random actions;
 - actors: the agents' jitted step of the batch (policy and trunk, no environment);
 - learner: one update on a collected segment (re-run, V-trace loss, gradient, RMSProp);
-- loop: what a run does, segments of collecting then updating (``EnvPoolActors.train``;
+- loop: what a run does, segments of collecting then updating (``HostActors.train``;
   ``--set behaviour_lag=1``: the actors trail the learner by one update).
 Frames count emulator frames (Atari: 4 per agent step, its frame skip; ProcGen: 1).
 """
@@ -69,11 +69,11 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 
 def _measure(args: argparse.Namespace, name: str) -> dict:
-    from rtrl.experiments.control import EnvPoolActors
+    from rtrl.experiments.control import envpool_actors
 
     config = presets.resolve(name, presets.parse_overrides(args.set))
     cores = len(os.sched_getaffinity(0))
-    actors = EnvPoolActors(config, seeds=1, num_threads=cores)
+    actors = envpool_actors(config, seeds=1, num_threads=cores)
     envs, num_envs, length = actors.envs, config["num_envs"], config["segment_length"]
     learner, state = actors.init()
     params, opt_state, _ = learner

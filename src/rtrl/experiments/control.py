@@ -28,8 +28,7 @@ from rtrl.experiments import builders
 from rtrl.experiments.loop import Program, chunks_for, run_loop
 from rtrl.experiments.plots import new_figure, plot_mean_band, save_figure
 from rtrl.experiments.results import final_and_lifetime, read_curve, read_record, run_name
-from rtrl.learners.impala import Segment
-from rtrl.learners.trunks import Step
+from rtrl.learners.host_actors import HostActors
 
 
 def _program(init, run_chunk, seeds: int, config) -> Program:
@@ -134,108 +133,20 @@ def host_actor_critic_program(config: dict[str, Any], seeds: int) -> Program:
     return Program(init, run_chunk, builders.chunk_steps(config), checkpointable=False)
 
 
-class EnvPoolActors:
-    """IMPALA's actors and learner for every seed on EnvPool's environments (``num_envs`` per
-    seed, in one EnvPool batch), stepped from Python: ``act``, one jitted step of every seed's
-    actors per environment step; ``collect``, a segment of every seed with the parameters it is
-    given; ``update``, one jitted update of every seed per segment; ``train``, segments of
-    collecting then updating. ``collect`` and ``update`` are what separate actor processes and
-    a learner would call.
-
-    With ``behaviour_lag`` = 0 the actors act with the learner's current parameters, so each
-    segment waits for the update before it. With ``behaviour_lag`` = N the actors act with the
-    parameters of N updates before, as IMPALA's separate actors do (V-trace corrects for it),
-    and JAX may start collecting before the update ends (it dispatches the update without
-    waiting). On two cores that gained nothing measurable: the update already uses both."""
-
-    def __init__(self, config: dict[str, Any], seeds: int, **envpool_options: Any):
-        self.config, self.seeds, self.num_envs = config, seeds, config["num_envs"]
-        self.envs = builders.envpool_envs(config, seeds * self.num_envs, **envpool_options)
-        learner = builders.build_impala(config, self.envs)
-        agent, dist, num_envs = learner.agent, learner.agent.dist, self.num_envs
-
-        def init_seed(key):
-            k_learner, key = jax.random.split(key)
-            params, opt_state = learner.init_learner(k_learner)
-            carry = agent.trunk.init_carry(params["cell"])
-            carries = jax.tree.map(lambda a: jnp.broadcast_to(a, (num_envs, *a.shape)), carry)
-            return params, opt_state, carries, key
-
-        def act_seed(params, carries, observations, resets, key):
-            key, k_act = jax.random.split(key)
-            outputs, values, carries = jax.vmap(agent.step, in_axes=(None, 0, 0, 0))(
-                params, carries, observations, resets
-            )
-            actions = jax.vmap(dist.sample)(jax.random.split(k_act, num_envs), outputs)
-            return actions, jax.vmap(dist.log_prob)(outputs, actions), values, carries, key
-
-        def final_values_seed(params, carries, observations):
-            return jax.vmap(agent.value_after, in_axes=(None, 0, 0))(params, carries, observations)
-
-        self._init_all = compiled.jit(jax.vmap(init_seed))
-        self.act = compiled.jit(jax.vmap(act_seed))
-        self._final_values = compiled.jit(jax.vmap(final_values_seed))
-        self.update = compiled.jit(jax.vmap(learner.update))
-        self._seed_keys = jax.random.split(jax.random.PRNGKey(config["seed"]), seeds)
-
-    def _per_seed(self, a: np.ndarray) -> np.ndarray:
-        return a.reshape(self.seeds, self.num_envs, *a.shape[1:])
-
-    def init(self):
-        """(learner, actors): learner = (params, opt_state, behaviour), every seed's, behaviour
-        the last ``behaviour_lag`` + 1 parameters (the actors act with the first); actors =
-        (carries, observations, resets, keys) of the freshly reset environments."""
-        params, opt_state, carries, keys = self._init_all(self._seed_keys)
-        observations = self._per_seed(self.envs.reset())
-        resets = np.ones((self.seeds, self.num_envs), bool)
-        behaviour = (params,) * (self.config["behaviour_lag"] + 1)
-        return (params, opt_state, behaviour), (carries, observations, resets, keys)
-
-    def train(self, learner, actors, segments: int):
-        """``segments`` times: collect a segment with the behaviour parameters, then update.
-        Returns (learner, actors, metrics), metrics (seeds, segments) arrays in NumPy."""
-        params, opt_state, behaviour = learner
-        metrics = []
-        for _ in range(segments):
-            segment, actors = self.collect(behaviour[0], actors)
-            params, opt_state, segment_metrics = self.update(params, opt_state, segment)
-            behaviour = (*behaviour[1:], params)
-            metrics.append(segment_metrics)  # read after the loop: reading waits for the update
-        stacked = jax.tree.map(lambda *a: np.stack([np.asarray(x) for x in a], 1), *metrics)
-        return (params, opt_state, behaviour), actors, stacked
-
-    def collect(self, params, actors) -> tuple[Segment, tuple]:
-        """One segment of ``segment_length`` steps of every environment with ``params``."""
-        carries, observations, resets, keys = actors
-        first_carries, steps = carries, []
-        for _ in range(self.config["segment_length"]):
-            actions, log_probs, values, carries, keys = self.act(
-                params, carries, observations, resets, keys
-            )
-            result = self.envs.step(np.asarray(actions).reshape(-1))
-            terminated = self._per_seed(result.terminated)
-            truncated = self._per_seed(result.truncated)
-            done = terminated | truncated
-            truncation_value = np.zeros((self.seeds, self.num_envs), np.float32)
-            cut = truncated & ~terminated
-            if self.config["bootstrap_truncation"] and cut.any():
-                final = self._per_seed(result.final_observation)
-                value = np.asarray(self._final_values(params, carries, final))
-                truncation_value = np.where(cut, value, 0.0)
-            finished = np.nan_to_num(self._per_seed(result.episode_return))
-            steps.append(Step(observations, resets, actions, log_probs, values,
-                              self._per_seed(result.reward).astype(np.float32), done,
-                              truncation_value, finished))  # fmt: skip
-            observations, resets = self._per_seed(result.observation), done
-        stacked = jax.tree.map(lambda *a: np.stack([np.asarray(x) for x in a], 1), *steps)
-        segment = Segment(stacked, first_carries, observations, resets)
-        return segment, (carries, observations, resets, keys)
+def envpool_actors(config: dict[str, Any], seeds: int, **envpool_options: Any) -> HostActors:
+    """IMPALA's host-loop actors and learner (``rtrl.learners.host_actors``) on the EnvPool
+    environments a configuration names (``envpool_options``: EnvPool's own, e.g.
+    ``num_threads``)."""
+    envs = builders.envpool_envs(config, seeds * config["num_envs"], **envpool_options)
+    return HostActors(builders.build_impala(config, envs), envs, seeds, config["num_envs"],
+                      config["segment_length"], config["behaviour_lag"],
+                      config["bootstrap_truncation"], config["seed"])  # fmt: skip
 
 
 def envpool_impala_program(config: dict[str, Any], seeds: int) -> Program:
-    """IMPALA on EnvPool's environments (``EnvPoolActors``). Not checkpointable (the emulators'
+    """IMPALA on EnvPool's environments (``envpool_actors``). Not checkpointable (the emulators'
     state lives outside JAX)."""
-    impala = EnvPoolActors(config, seeds)
+    impala = envpool_actors(config, seeds)
     iterations = builders.chunk_steps(config) // builders.point_steps(config)
 
     def run_chunk(state, index):
