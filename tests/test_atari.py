@@ -11,8 +11,7 @@ import pytest
 
 from rtrl import cli
 from rtrl.envs import atari
-from rtrl.experiments import atari as atari_runs
-from rtrl.experiments import builders, presets, runner
+from rtrl.experiments import atari_runs, builders, prediction_runs, presets
 from rtrl.experiments.sweep import sweep
 from rtrl.learners import discounted_returns
 
@@ -321,7 +320,7 @@ def test_reset_at_episode_start_resets_only_from_the_episode_start(data_dir):
     keys = jax.random.split(jax.random.PRNGKey(0), 1)
     values = {}
     for reset in (False, True):
-        init, run_chunk = runner.compile_chunks(stream, learner, 3000, reset)
+        init, run_chunk = prediction_runs.compile_chunks(stream, learner, 3000, reset)
         values[reset] = np.asarray(run_chunk(*init(keys), keys, stream.data)[1])[0]
     np.testing.assert_array_equal(values[False][:1500], values[True][:1500])
     assert np.abs(values[False][1500:1510] - values[True][1500:1510]).max() > 0

@@ -11,7 +11,7 @@ from rtrl.experiments import presets
 from rtrl.experiments.builders import build_prediction as build
 from rtrl.experiments.builders import staged_network_of
 from rtrl.experiments.compute import multiply_adds
-from rtrl.experiments.runner import run_prediction
+from rtrl.experiments.prediction_runs import run_prediction
 from rtrl.experiments.sweep import sweep
 
 TINY = {"steps": "4000", "chunk": "1000", "bin_size": "500", "final_window": "1000"}

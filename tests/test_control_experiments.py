@@ -11,7 +11,7 @@ import pytest
 from rtrl.cells import count_params, make_cell, recurrent_params
 from rtrl.cli import main
 from rtrl.experiments import presets
-from rtrl.experiments.control import run_control
+from rtrl.experiments.control_runs import run_control
 from rtrl.experiments.results import read_curve
 
 TINY_PPO = {"rollout_length": "32", "num_envs": "2", "minibatches": "2", "hidden": "8",
@@ -43,7 +43,7 @@ def test_every_control_preset_builds():
     from rtrl.envs.gymnax_envs import GYMNAX_PREFIX
     from rtrl.envs.registry import MUJOCO_TASKS, control_env_names, make_control_env
     from rtrl.experiments.builders import is_envpool
-    from rtrl.experiments.control import build_program
+    from rtrl.experiments.control_runs import build_program
 
     for name in control_presets():
         config = presets.resolve(name)

@@ -54,7 +54,7 @@ def test_a_content_blind_model_does_not_score():
 
 
 def test_the_recalled_length_is_one_less_than_the_shortest_pattern_missed():
-    from rtrl.experiments.copy_task import recalled_length
+    from rtrl.experiments.copy_runs import recalled_length
 
     batch = copy_batch(jax.random.PRNGKey(4), 200, 9)
     perfect = jax.nn.one_hot(batch.targets, NUM_CLASSES)
@@ -168,7 +168,7 @@ def test_the_copy_run_learns_short_patterns(tmp_path, capsys):
 
 def test_the_forget_bias_reaches_the_elstm_and_only_the_elstm():
     from rtrl.experiments import presets
-    from rtrl.experiments.copy_task import build_classifier
+    from rtrl.experiments.copy_runs import build_classifier
 
     config = presets.resolve("copy-elstm-rtrl", {"units": "4", "forget_bias": "2"})
     params = build_classifier(config).init(jax.random.PRNGKey(0), NUM_INPUTS).params

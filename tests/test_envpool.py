@@ -182,7 +182,7 @@ def test_the_host_loop_actors_trail_the_learner_by_the_behaviour_lag(lag):
     import jax
 
     from rtrl.experiments import presets
-    from rtrl.experiments.control import envpool_actors
+    from rtrl.experiments.control_runs import envpool_actors
 
     config = presets.resolve("r2ac-ff-atari", {
         "num_envs": "2", "segment_length": "4", "hidden": "16", "units": "8",

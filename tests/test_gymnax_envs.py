@@ -126,7 +126,7 @@ def test_r2ac_elstm_holds_the_memory_chain_cue(tmp_path):
     """The memory preset's eLSTM starts with its forget gates near 0.95: with the reference's
     initialisation (every gate near 0.5) it forgets the cue within a few steps and stays at
     chance (return 0) on MemoryChain, where the same agent with forget bias 3 learns it."""
-    from rtrl.experiments.control import run_control
+    from rtrl.experiments.control_runs import run_control
 
     sets = {"memory_length": "16", "steps": "20480", "chunk": "10240"}
     config = presets.resolve("memory-r2ac-elstm", sets)

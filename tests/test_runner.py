@@ -7,9 +7,9 @@ import pytest
 
 from rtrl import cli
 from rtrl.experiments import builders, presets
-from rtrl.experiments.loop import DivergedError
+from rtrl.experiments.prediction_runs import run_prediction
 from rtrl.experiments.results import read_metrics
-from rtrl.experiments.runner import run_prediction
+from rtrl.experiments.run_loop import DivergedError
 
 SMALL = {"steps": "8000", "chunk": "2000", "bin_size": "1000", "final_window": "2000",
          "units": "3"}  # fmt: skip

@@ -11,7 +11,7 @@ from rtrl import cells
 from rtrl.envs import animal_learning
 from rtrl.experiments import presets
 from rtrl.experiments.builders import build_prediction as build
-from rtrl.experiments.runner import compile_chunks
+from rtrl.experiments.prediction_runs import compile_chunks
 from rtrl.gradients import columnar_rtrl, snap1, truncated_bptt
 from rtrl.learners import online_regression, rmsprop_on_update, td_lambda
 from rtrl.networks.staged import staged_network, staged_rtrl

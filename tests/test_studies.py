@@ -18,7 +18,7 @@ import pytest
 from rtrl import cli
 from rtrl.experiments import engine, executors, grouping, presets, studies
 from rtrl.experiments.executors import LocalExecutor, Task
-from rtrl.experiments.loop import DivergedError
+from rtrl.experiments.run_loop import DivergedError
 from rtrl.experiments.studies import Grid, Study, plan, run_study
 
 TINY = {"steps": "4000", "chunk": "1000", "bin_size": "500", "final_window": "1000",

@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rtrl {args.command}: interrupted", file=sys.stderr)
         return 130
     except (KeyError, ValueError, FileNotFoundError, RuntimeError, ImportError) as error:
-        from rtrl.experiments.loop import RunInterrupted
+        from rtrl.experiments.run_loop import RunInterrupted
 
         message = error.args[0] if isinstance(error, KeyError) else str(error)
         print(f"rtrl {args.command}: {message}", file=sys.stderr)

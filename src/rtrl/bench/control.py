@@ -13,7 +13,7 @@ from rtrl import compiled
 from rtrl.bench.timing import time_per_call
 from rtrl.envs.mujoco import brax_env
 from rtrl.experiments import presets
-from rtrl.experiments.control import build_program
+from rtrl.experiments.control_runs import build_program
 from rtrl.spaces import random_actions
 
 DEFAULT_PRESETS = ("ac-rtu-cartpole-p", "ppo-rtu-cartpole-p", "ac-rtu-halfcheetah-p",

@@ -11,7 +11,7 @@ import jax
 from rtrl.bench.timing import time_per_call
 from rtrl.experiments import presets
 from rtrl.experiments.builders import build_prediction
-from rtrl.experiments.runner import compile_chunks
+from rtrl.experiments.prediction_runs import compile_chunks
 
 DEFAULT_PRESETS = ("tp-columnar-lstm", "tp-linear-rtu", "tp-tbptt-lstm")
 

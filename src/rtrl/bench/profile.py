@@ -23,7 +23,7 @@ from rtrl.bench.timing import time_per_call
 from rtrl.experiments import presets
 from rtrl.experiments.builders import build_prediction
 from rtrl.experiments.kinds import control, kind_of, prediction
-from rtrl.experiments.runner import compile_chunks
+from rtrl.experiments.prediction_runs import compile_chunks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 
 def _measure(args: argparse.Namespace, name: str) -> dict:
-    from rtrl.experiments.control import envpool_actors
+    from rtrl.experiments.control_runs import envpool_actors
 
     config = presets.resolve(name, presets.parse_overrides(args.set))
     cores = len(os.sched_getaffinity(0))

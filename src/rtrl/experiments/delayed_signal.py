@@ -19,9 +19,9 @@ import optax
 
 from rtrl import cells, compiled
 from rtrl.envs import delayed_signal
-from rtrl.experiments.loop import Program, chunks_for, run_loop
 from rtrl.experiments.plots import new_figure, plot_mean_band, save_figure
 from rtrl.experiments.results import read_seed_table, write_json
+from rtrl.experiments.run_loop import Program, chunks_for, run_loop
 from rtrl.gradients import columnar_rtrl
 from rtrl.learners import online_regression
 

@@ -20,7 +20,7 @@ from rtrl.experiments import presets
 from rtrl.experiments.builders import build_prediction
 from rtrl.experiments.compute import multiply_adds
 from rtrl.experiments.plots import plot_runs
-from rtrl.experiments.runner import constant_predictor_error, run_prediction
+from rtrl.experiments.prediction_runs import constant_predictor_error, run_prediction
 
 # label -> (preset, overrides): the CCN study's presets as they are (rtrl list; step size 1e-3,
 # which did best for both in a 1M-step check of 3e-4 ... 1e-2); multiply-adds per step 3,535

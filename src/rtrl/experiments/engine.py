@@ -40,7 +40,7 @@ def finished(
         games = games or [config["game"]]
         if not all(_finished_run({**config, "game": g}, seeds, out / g) for g in games):
             return None
-        from rtrl.experiments.atari import summarise_games
+        from rtrl.experiments.atari_runs import summarise_games
 
         return summarise_games(out)
     return _finished_run(config, seeds, out)
@@ -53,7 +53,7 @@ def _finished_run(config: dict[str, Any], seeds: int, out: Path) -> dict[str, An
         return None
     record = read_json(record_path)
     if (record.get("config"), record.get("seeds")) != (config, seeds):
-        from rtrl.experiments.loop import another_run
+        from rtrl.experiments.run_loop import another_run
 
         raise another_run(out)
     summary = read_json(summary_path) if summary_path.exists() else {}

@@ -51,7 +51,7 @@ def run_task(task: Task, root: Path) -> dict[str, Any]:
     """Run (or resume) ``task`` into ``root / task.directory``; returns its summary, with the
     wall time it took in ``seconds``."""
     from rtrl.experiments import engine
-    from rtrl.experiments.loop import DivergedError
+    from rtrl.experiments.run_loop import DivergedError
 
     started = time.perf_counter()
     try:

@@ -32,7 +32,6 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from rtrl import cells
-from rtrl.experiments.loop import prepare_directory
 from rtrl.experiments.plots import new_figure, save_figure
 from rtrl.experiments.results import (
     SUMMARY_FILE,
@@ -42,6 +41,7 @@ from rtrl.experiments.results import (
     write_json,
     write_table,
 )
+from rtrl.experiments.run_loop import prepare_directory
 from rtrl.gradients import bptt, make_estimator, online_value_and_grad
 from rtrl.gradients.meta_gradient import meta_bptt_grad, meta_online_grad
 

@@ -8,7 +8,7 @@ seeds use the keys a run of its own would use, so its numbers are that run's.
 ``group_tasks`` gathers a study's unstarted prediction runs that differ only in ``step_size``
 into grouped tasks (at most one per worker, so the cores stay busy), each running into
 ``.grouped/<id>`` under the study directory; ``outcomes`` splits a finished grouped run into
-the run directories of its members (``rtrl.experiments.runner.split_grouped_prediction``),
+the run directories of its members (``rtrl.experiments.prediction_runs.split_grouped_prediction``),
 which are then finished runs like any other, and removes the grouped directory. Runs that have
 started on their own (an interrupted study) resume on their own.
 """
@@ -83,7 +83,7 @@ def outcomes(task: Task, summary: dict[str, Any], root: Path
     if not task.members:
         yield task, summary
         return
-    from rtrl.experiments.runner import split_grouped_prediction
+    from rtrl.experiments.prediction_runs import split_grouped_prediction
 
     group = root / task.directory
     members = [(member.config, root / member.directory) for member in task.members]

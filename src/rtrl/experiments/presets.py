@@ -401,7 +401,7 @@ _PRESETS["gradient-alignment-meta"] = (
 )
 
 
-# The copy task (Irie et al. 2023's diagnostic; rtrl.experiments.copy_task): one update per batch
+# The copy task (Irie et al. 2023's diagnostic; rtrl.experiments.copy_runs): one update per batch
 # of 128 fresh sequences, Adam after clipping the gradient norm to 1 (the reference's batch and
 # clipping; its step size, 3e-5, is for a 2048-unit eLSTM at L = 500, and its 10k training
 # sequences are reused for 500 epochs, where here every batch is new). Steps count sequences.

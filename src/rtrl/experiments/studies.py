@@ -33,8 +33,8 @@ from rtrl.experiments import engine, grouping, presets
 from rtrl.experiments.executors import Executor, Task
 from rtrl.experiments.gradient_alignment import DENSITIES
 from rtrl.experiments.kinds import kind_of
-from rtrl.experiments.loop import RunInterrupted, refuse_file
 from rtrl.experiments.results import STUDY_FILE, read_table, write_table
+from rtrl.experiments.run_loop import RunInterrupted, refuse_file
 
 BEST_FILE = "best.md"
 
@@ -228,7 +228,7 @@ def report(study: Study, out: Path, runs: list[PlannedRun], rows: dict[str, dict
                 text += "\n" + _column_table(subset, key, study.choose)
     best_dirs = [out / run.task.directory for run, _ in best]
     if best and runs[0].task.games:
-        from rtrl.experiments.atari import games_table, plot_games
+        from rtrl.experiments.atari_runs import games_table, plot_games
 
         text += "\n" + games_table(best_dirs)
         plot_games(best_dirs, out / "best.png")

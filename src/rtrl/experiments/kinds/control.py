@@ -10,7 +10,7 @@ from rtrl.experiments.kinds import Kind, figure, refuse_games, shown
 
 def run(config, seeds: int, out: Path, games=None, progress=True, stop_after=None):
     refuse_games(games, KIND.name)
-    from rtrl.experiments.control import run_control
+    from rtrl.experiments.control_runs import run_control
 
     return run_control(config, seeds, out, progress, stop_after)
 
@@ -28,13 +28,13 @@ def headline(config, summary, out: Path) -> str:
 
 
 def plot(run_dirs: list[Path], out: Path, log_scale: bool = False, smooth: int = 1) -> str:
-    from rtrl.experiments.control import plot_control_runs
+    from rtrl.experiments.control_runs import plot_control_runs
 
     return f"wrote {plot_control_runs(run_dirs, out, smooth)}\n"
 
 
 def program(config, seeds: int):
-    from rtrl.experiments.control import build_program
+    from rtrl.experiments.control_runs import build_program
 
     return build_program(config, seeds)
 
@@ -42,7 +42,7 @@ def program(config, seeds: int):
 def plot_best(best, out: Path, column) -> None:
     """One figure per task where the study has a column (tasks): ``returns-TASK.png``
     (``atari:Pong``: ``returns-atari-Pong.png``); else ``best.png``."""
-    from rtrl.experiments.control import plot_control_runs
+    from rtrl.experiments.control_runs import plot_control_runs
 
     panels: dict[str, list[Path]] = {}
     for config, run_dir in best:

@@ -10,7 +10,7 @@ from rtrl.experiments.kinds import Kind, figure, refuse_games, shown
 
 def run(config, seeds: int, out: Path, games=None, progress=True, stop_after=None):
     refuse_games(games, KIND.name)
-    from rtrl.experiments.copy_task import run_copy
+    from rtrl.experiments.copy_runs import run_copy
 
     return run_copy(config, seeds, out, progress, stop_after)
 
@@ -33,13 +33,13 @@ def headline(config, summary, out: Path) -> str:
 
 
 def plot(run_dirs: list[Path], out: Path, log_scale: bool = False, smooth: int = 1) -> str:
-    from rtrl.experiments.copy_task import plot_copy_runs
+    from rtrl.experiments.copy_runs import plot_copy_runs
 
     return f"wrote {plot_copy_runs(run_dirs, out)}\n"
 
 
 def program(config, seeds: int):
-    from rtrl.experiments.copy_task import copy_program
+    from rtrl.experiments.copy_runs import copy_program
 
     return copy_program(config, seeds)
 

@@ -15,12 +15,12 @@ def _is_atari(config: dict[str, Any]) -> bool:
 
 def run(config, seeds: int, out: Path, games=None, progress=True, stop_after=None):
     if _is_atari(config):
-        from rtrl.experiments.atari import run_games
+        from rtrl.experiments.atari_runs import run_games
 
         return run_games(config, games or [config["game"]], seeds, out, progress)
     if games:
         raise ValueError(f"--games is for Atari presets; this one's stream is {config['stream']}")
-    from rtrl.experiments.runner import run_prediction
+    from rtrl.experiments.prediction_runs import run_prediction
 
     return run_prediction(config, seeds, out, progress, stop_after)
 
@@ -52,7 +52,7 @@ def plot(run_dirs: list[Path], out: Path, log_scale: bool = False, smooth: int =
     if any(per_game) and not all(per_game):
         raise ValueError("cannot plot Atari runs over games with other prediction runs together")
     if all(per_game):
-        from rtrl.experiments.atari import games_table, plot_games
+        from rtrl.experiments.atari_runs import games_table, plot_games
 
         return games_table(run_dirs) + f"wrote {plot_games(run_dirs, out)}\n"
     from rtrl.experiments.plots import plot_runs
@@ -68,7 +68,7 @@ def figure_name(config, games) -> str:
 
 def program(config, seeds: int):
     from rtrl.experiments.builders import build_prediction
-    from rtrl.experiments.runner import prediction_program
+    from rtrl.experiments.prediction_runs import prediction_program
 
     stream, learner = build_prediction(config)
     return prediction_program(config, seeds, stream, learner)

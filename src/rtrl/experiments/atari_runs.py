@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from rtrl.envs import atari
-from rtrl.experiments.loop import refuse_file
 from rtrl.experiments.plots import new_figure, save_figure
+from rtrl.experiments.prediction_runs import run_prediction
 from rtrl.experiments.results import (
     CONFIG_FILE,
     read_json,
@@ -33,7 +33,7 @@ from rtrl.experiments.results import (
     write_json,
     write_table,
 )
-from rtrl.experiments.runner import run_prediction
+from rtrl.experiments.run_loop import refuse_file
 from rtrl.learners import discounted_returns, unreliable_tail
 
 

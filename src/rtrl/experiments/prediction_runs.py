@@ -1,8 +1,8 @@
 """Online prediction runs: many seeds in one compiled call, run in chunks by the run loop.
 
 ``run_prediction(config, seeds, out)`` runs online TD(lambda) prediction on a stream (animal
-learning, or recorded Atari play: ``rtrl.experiments.atari`` runs several games) through
-``rtrl.experiments.loop``. Each chunk is one jitted ``lax.scan`` over ``chunk`` steps for all
+learning, or recorded Atari play: ``rtrl.experiments.atari_runs`` runs several games) through
+``rtrl.experiments.run_loop``. Each chunk is one jitted ``lax.scan`` over ``chunk`` steps for all
 seeds at once. The run directory holds
 
 - ``config.json``: the resolved configuration and the number of seeds;
@@ -28,7 +28,6 @@ import numpy as np
 
 from rtrl import cells, compiled
 from rtrl.experiments import builders
-from rtrl.experiments.loop import Program, chunks_for, run_loop
 from rtrl.experiments.results import (
     CONFIG_FILE,
     SUMMARY_FILE,
@@ -37,6 +36,7 @@ from rtrl.experiments.results import (
     read_metrics,
     write_json,
 )
+from rtrl.experiments.run_loop import Program, chunks_for, run_loop
 from rtrl.learners import binned_means, discounted_returns, unreliable_tail
 from rtrl.learners.optim import with_step_size
 
@@ -241,7 +241,7 @@ def split_grouped_prediction(
     directory, in the order of the group's step sizes) as the run it stands for: its block of
     seeds' rows, renumbered, up to where a run of its own would have stopped, and its summary.
     A member diverged where its rows first hold a non-finite error that is not an overflow:
-    a run of its own records the chunk before that and stops (``rtrl.experiments.loop``)."""
+    a run of its own records the chunk before that and stops (``rtrl.experiments.run_loop``)."""
     with open(group / METRICS_FILE, newline="") as handle:
         table = list(csv.reader(handle))
     header, rows = table[0], table[1:]

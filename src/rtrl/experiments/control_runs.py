@@ -3,7 +3,7 @@ trunks) and real-time actor-critic.
 
 A run trains ``seeds`` independent agents in one compiled, vmapped program, a chunk of
 iterations (PPO, IMPALA) or steps (actor-critic) per call, through the run loop
-(``rtrl.experiments.loop``: checkpoints, resume, divergence). Its learning curve is the mean
+(``rtrl.experiments.run_loop``: checkpoints, resume, divergence). Its learning curve is the mean
 undiscounted return of the episodes that ended in each interval of environment steps, appended
 to ``curve.csv`` (one column per seed) after every chunk. ``summary.json`` holds the final return
 (mean over the last ``final_fraction`` of the curve) per seed, and its mean and standard error.
@@ -25,9 +25,9 @@ from rtrl import compiled
 from rtrl.cells import FEEDFORWARD
 from rtrl.envs.registry import is_host_env
 from rtrl.experiments import builders
-from rtrl.experiments.loop import Program, chunks_for, run_loop
 from rtrl.experiments.plots import new_figure, plot_mean_band, save_figure
 from rtrl.experiments.results import final_and_lifetime, read_curve, read_record, run_name
+from rtrl.experiments.run_loop import Program, chunks_for, run_loop
 from rtrl.learners.host_actors import HostActors
 
 

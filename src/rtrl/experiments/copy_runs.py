@@ -21,9 +21,9 @@ import numpy as np
 from rtrl import compiled
 from rtrl.envs.copy_task import NUM_CLASSES, NUM_INPUTS, CopyBatch, copy_batch
 from rtrl.experiments.builders import cell_of
-from rtrl.experiments.loop import Program, chunks_for, run_loop
 from rtrl.experiments.plots import new_figure, plot_mean_band, save_figure
 from rtrl.experiments.results import read_record, read_seed_table, run_name, standard_error
+from rtrl.experiments.run_loop import Program, chunks_for, run_loop
 from rtrl.gradients import make_estimator
 from rtrl.learners.optim import make_optimizer
 from rtrl.learners.sequence import (
