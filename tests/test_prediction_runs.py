@@ -1,4 +1,4 @@
-"""The experiment runner and the command line."""
+"""Prediction runs (rtrl.experiments.prediction_runs) and the command line."""
 
 import json
 
@@ -206,7 +206,7 @@ def test_every_preset_resolves_and_builds():
 
     for name in presets.preset_names():
         if presets.resolve(name)["kind"] != "prediction":
-            continue  # control: tests/test_control_experiments.py; alignment: its own tests
+            continue  # control: tests/test_control_runs.py; alignment: its own tests
         if presets.resolve(name)["stream"] == "atari":
             continue  # needs recorded data: tests/test_atari.py builds them on a short stream
         stream, learner = build(presets.resolve(name))

@@ -1,4 +1,4 @@
-"""Control presets, the control runner and its command line, and the control benchmark."""
+"""Control presets, control runs (rtrl.experiments.control_runs), the CLI and the benchmark."""
 
 from __future__ import annotations
 
