@@ -1,6 +1,7 @@
 """The README's example runs, the demo writes its outputs, the benchmark prints its keys."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -153,3 +154,15 @@ def test_seed_scaling_benchmark_rows_and_its_stop_rule():
                            capture_output=True, text=True)  # fmt: skip
     assert wrong.returncode != 0 and "unknown key 'no_such_key'" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+def test_the_documentation_site_builds_strictly(tmp_path):
+    """Broken links, missing pages or references that do not resolve fail the build."""
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("mkdocstrings")
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "site" / "api" / "cells" / "index.html").exists()
