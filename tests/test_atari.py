@@ -11,7 +11,7 @@ import pytest
 
 from rtrl import cli
 from rtrl.envs import atari
-from rtrl.experiments import atari_runs, builders, prediction_runs, presets
+from rtrl.experiments import atari_runs, builders, configuration, prediction_runs
 from rtrl.experiments.sweep import sweep
 from rtrl.learners import discounted_returns
 
@@ -274,9 +274,9 @@ TINY = {"steps": "3000", "chunk": "1000", "bin_size": "500", "final_window": "10
 
 
 def test_atari_presets_follow_the_benchmark(data_dir):
-    assert [n for n in presets.preset_names() if n.startswith("atari-")] == ATARI_PRESETS
+    assert [n for n in configuration.preset_names() if n.startswith("atari-")] == ATARI_PRESETS
     for name in ATARI_PRESETS:
-        config = presets.resolve(name, TINY)
+        config = configuration.resolve(name, TINY)
         assert config["stream"] == "atari" and config["gamma"] == 0.98
         assert config["lambda"] == 0.99 and config["step_size"] == 1e-4
         if config["estimator"] == "staged_rtrl":  # the reference's head and normaliser rules
@@ -285,16 +285,20 @@ def test_atari_presets_follow_the_benchmark(data_dir):
             assert config["norm_floor"] == 1e-3
         else:
             assert not config["head_step_per_feature"] and not config["feature_norm_window"]
-        assert presets.resolve(name)["steps"] == 250_000 == presets.resolve(name)["paper_steps"]
+        assert (
+            configuration.resolve(name)["steps"]
+            == 250_000
+            == configuration.resolve(name)["paper_steps"]
+        )
         stream, learner = builders.build_prediction(config)
         assert stream.num_observations == 275
     with pytest.raises(ValueError, match=r"steps \(250000\) exceeds the 3000 steps of atari\[Pong"):
-        builders.build_prediction(presets.resolve("atari-ccn"))
+        builders.build_prediction(configuration.resolve("atari-ccn"))
 
 
 @pytest.mark.float64  # compared with a hand-computed float64 sum at rtol 1e-7
 def test_returns_are_cut_at_episode_boundaries(data_dir):
-    config = presets.resolve("atari-columnar", TINY)
+    config = configuration.resolve("atari-columnar", TINY)
     stats = atari_runs.return_statistics(config)
     recording = atari.load_recording("Pong")
     rewards = np.sign(recording.rewards).astype(float)
@@ -315,7 +319,7 @@ def test_returns_are_cut_at_episode_boundaries(data_dir):
 def test_reset_at_episode_start_resets_only_from_the_episode_start(data_dir):
     recording = atari.load_recording("Pong")
     stream = atari.recorded_stream(recording)
-    config = presets.resolve("atari-rtu", {**TINY, "units": "3"})
+    config = configuration.resolve("atari-rtu", {**TINY, "units": "3"})
     _, learner = builders.build_prediction(config)
     keys = jax.random.split(jax.random.PRNGKey(0), 1)
     values = {}

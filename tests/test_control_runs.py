@@ -10,7 +10,7 @@ import pytest
 
 from rtrl.cells import count_params, make_cell, recurrent_params
 from rtrl.cli import main
-from rtrl.experiments import presets
+from rtrl.experiments import configuration, presets
 from rtrl.experiments.control_runs import run_control
 from rtrl.experiments.results import read_curve
 
@@ -19,7 +19,9 @@ TINY_PPO = {"rollout_length": "32", "num_envs": "2", "minibatches": "2", "hidden
 
 
 def control_presets():
-    return [n for n in presets.preset_names() if presets.resolve(n)["kind"] == "control"]
+    return [
+        n for n in configuration.preset_names() if configuration.resolve(n)["kind"] == "control"
+    ]
 
 
 def test_control_presets_cover_the_study_with_matched_recurrent_budgets():
@@ -31,7 +33,7 @@ def test_control_presets_cover_the_study_with_matched_recurrent_budgets():
         for task in ("repeat_first", "repeat_previous", "count_recall", "autoencode",
                      "higher_lower"):  # fmt: skip
             assert f"ppo-{trunk}-{task}-hard" in names
-        config = presets.resolve(f"ppo-{trunk}-halfcheetah-p")
+        config = configuration.resolve(f"ppo-{trunk}-halfcheetah-p")
         cell = make_cell(config["cell"], config["units"])
         budget = count_params(recurrent_params(cell.init(jax.random.PRNGKey(0), 64)))
         assert 23_000 <= budget <= 25_500, (trunk, budget)
@@ -46,7 +48,7 @@ def test_every_control_preset_builds():
     from rtrl.experiments.control_runs import build_program
 
     for name in control_presets():
-        config = presets.resolve(name)
+        config = configuration.resolve(name)
         if is_envpool(config):  # EnvPool's batches take seconds each: one is built below
             envpool_task(config["env"])
             continue
@@ -57,18 +59,18 @@ def test_every_control_preset_builds():
         if config["env"] not in MUJOCO_TASKS:  # Brax tasks take seconds each to build
             program = build_program(config, seeds=1)
             assert program.chunk_steps > 0
-    assert build_program(presets.resolve("r2ac-elstm-atari"), seeds=1).chunk_steps == 16_000
+    assert build_program(configuration.resolve("r2ac-elstm-atari"), seeds=1).chunk_steps == 16_000
 
 
 def test_mujoco_presets_use_the_reference_hyperparameters():
-    config = presets.resolve("ppo-rtu-ant-p")
+    config = configuration.resolve("ppo-rtu-ant-p")
     expected = {"gamma": 0.99, "gae_lambda": 0.95, "rollout_length": 2048, "epochs": 4,
                 "minibatches": 32, "clip": 0.2, "value_coef": 0.5, "entropy_coef": 0.0,
                 "max_grad_norm": 0.5, "step_size": 1e-4, "adam_eps": 1e-5, "hidden": 64,
                 "units": 192, "cell": "linear_rtu", "traces": "stale",
                 "paper_steps": 5_000_000}  # fmt: skip
     assert {k: config[k] for k in expected} == expected
-    assert presets.resolve("ppo-gru-bptt-walker2d-v")["estimator"] == "bptt"
+    assert configuration.resolve("ppo-gru-bptt-walker2d-v")["estimator"] == "bptt"
 
 
 @pytest.mark.slow
@@ -98,7 +100,7 @@ def test_cli_runs_and_plots_a_ppo_preset(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_control_runs_resume_with_the_numbers_of_an_uninterrupted_run(tmp_path):
-    config = presets.resolve("ppo-rtu-cartpole-p", {**TINY_PPO, "steps": "256"})
+    config = configuration.resolve("ppo-rtu-cartpole-p", {**TINY_PPO, "steps": "256"})
     whole = run_control(config, 2, tmp_path / "whole", progress=False)
     partial = run_control(config, 2, tmp_path / "resumed", progress=False, stop_after=1)
     assert partial["status"] == "partial" and (tmp_path / "resumed" / "checkpoint.npz").exists()
@@ -112,8 +114,8 @@ def test_control_runs_resume_with_the_numbers_of_an_uninterrupted_run(tmp_path):
 
 @pytest.mark.slow
 def test_actor_critic_runs_in_the_compiled_loop_and_the_host_loop(tmp_path):
-    config = presets.resolve("ac-rtu-cartpole-p", {"chunk": "1000", "bin_size": "500",
-                                                   "steps": "2000", "units": "4"})  # fmt: skip
+    overrides = {"chunk": "1000", "bin_size": "500", "steps": "2000", "units": "4"}
+    config = configuration.resolve("ac-rtu-cartpole-p", overrides)
     summary = run_control(config, 2, tmp_path / "compiled", progress=False)
     steps, returns = read_curve(tmp_path / "compiled")
     np.testing.assert_array_equal(steps, [500, 1000, 1500, 2000])

@@ -167,16 +167,16 @@ def test_the_copy_run_learns_short_patterns(tmp_path, capsys):
 
 
 def test_the_forget_bias_reaches_the_elstm_and_only_the_elstm():
-    from rtrl.experiments import presets
+    from rtrl.experiments import configuration
     from rtrl.experiments.copy_runs import build_classifier
 
-    config = presets.resolve("copy-elstm-rtrl", {"units": "4", "forget_bias": "2"})
+    config = configuration.resolve("copy-elstm-rtrl", {"units": "4", "forget_bias": "2"})
     params = build_classifier(config).init(jax.random.PRNGKey(0), NUM_INPUTS).params
     plain = build_classifier({**config, "forget_bias": 0.0}).init(jax.random.PRNGKey(0), NUM_INPUTS)
     shift = params["cell"]["unit"]["b_f"] - plain.params["cell"]["unit"]["b_f"]
     np.testing.assert_allclose(shift, 2.0, rtol=1e-6)
     with pytest.raises(ValueError, match="eLSTM only"):
-        build_classifier(presets.resolve("copy-lstm-tbptt", {"forget_bias": "1"}))
+        build_classifier(configuration.resolve("copy-lstm-tbptt", {"forget_bias": "1"}))
 
 
 def test_a_budget_of_part_of_a_chunk_is_rounded_up_and_said(tmp_path, capsys):

@@ -181,10 +181,10 @@ def test_the_r2ac_benchmark_reports_each_part_per_core_count(capsys):
 def test_the_host_loop_actors_trail_the_learner_by_the_behaviour_lag(lag):
     import jax
 
-    from rtrl.experiments import presets
+    from rtrl.experiments import configuration
     from rtrl.experiments.control_runs import envpool_actors
 
-    config = presets.resolve("r2ac-ff-atari", {
+    config = configuration.resolve("r2ac-ff-atari", {
         "num_envs": "2", "segment_length": "4", "hidden": "16", "units": "8",
         "torso": "nature", "behaviour_lag": str(lag)})  # fmt: skip
     actors = envpool_actors(config, seeds=1)

@@ -8,7 +8,7 @@ import pytest
 from helpers import assert_trees_close
 
 from rtrl import cells, cli
-from rtrl.experiments import engine, gradient_alignment, presets
+from rtrl.experiments import configuration, engine, gradient_alignment
 from rtrl.gradients import columnar_rtrl, full_rtrl, truncated_bptt
 from rtrl.gradients.meta_gradient import meta_bptt_grad, meta_online_grad
 
@@ -53,7 +53,7 @@ def run_small(tmp_path, meta=False):
     preset = "gradient-alignment-meta" if meta else "gradient-alignment"
     run_dirs = []
     for density in ("0", "1"):
-        config = presets.resolve(preset, {**SMALL, "density": density})
+        config = configuration.resolve(preset, {**SMALL, "density": density})
         summary = engine.run(config, 3, tmp_path / density, progress=False)
         assert summary["status"] == "complete"
         run_dirs.append(tmp_path / density)
@@ -73,7 +73,7 @@ def test_alignment_runs_write_table_and_plot(tmp_path, capsys):
     summary = json.loads((run_dirs[1] / "summary.json").read_text())
     assert summary["cosine_full_rtrl"] == pytest.approx(score[("full_rtrl", 1.0)])
     # A finished run is read back, not recomputed; plotting draws both densities.
-    again = engine.run(presets.resolve("gradient-alignment", {**SMALL, "density": "1"}), 3,
+    again = engine.run(configuration.resolve("gradient-alignment", {**SMALL, "density": "1"}), 3,
                        run_dirs[1], progress=False)  # fmt: skip
     assert again == summary
     assert cli.main(["plot", *map(str, run_dirs), "--out", str(tmp_path / "a.png")]) == 0

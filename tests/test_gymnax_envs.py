@@ -11,7 +11,7 @@ import pytest
 from rtrl import cli
 from rtrl.envs.control import auto_reset
 from rtrl.envs.registry import make_control_env
-from rtrl.experiments import presets
+from rtrl.experiments import configuration
 from rtrl.spaces import Box, Discrete, random_actions
 
 gymnax = pytest.importorskip("gymnax")
@@ -129,7 +129,7 @@ def test_r2ac_elstm_holds_the_memory_chain_cue(tmp_path):
     from rtrl.experiments.control_runs import run_control
 
     sets = {"memory_length": "16", "steps": "20480", "chunk": "10240"}
-    config = presets.resolve("memory-r2ac-elstm", sets)
+    config = configuration.resolve("memory-r2ac-elstm", sets)
     assert run_control(config, 1, tmp_path / "preset", progress=False)["final_return_mean"] > 0.6
-    forgetful = presets.resolve("memory-r2ac-elstm", {**sets, "forget_bias": "0"})
+    forgetful = configuration.resolve("memory-r2ac-elstm", {**sets, "forget_bias": "0"})
     assert run_control(forgetful, 1, tmp_path / "f05", progress=False)["final_return_mean"] < 0.2

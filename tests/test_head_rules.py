@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rtrl.experiments import builders, presets
+from rtrl.experiments import builders, configuration
 from rtrl.networks.normalize import normalize, normalizer_init, normalizer_update, rate_of_window
 
 
@@ -27,7 +27,7 @@ def values_on_a_constant_return(config, num_inputs=12):
 
 @pytest.mark.slow
 def test_staged_head_reaches_a_mean_return_of_two_within_the_atari_budget():
-    config = presets.resolve("atari-ccn")  # 15:5:K, z-scored features, divided head step
+    config = configuration.resolve("atari-ccn")  # 15:5:K, z-scored features, divided head step
     assert config["steps"] == 250_000
     final = values_on_a_constant_return(config)[-10_000:].mean()
     assert final == pytest.approx(2.0, rel=0.05)
@@ -52,16 +52,16 @@ def test_windows_are_rates():
 
 def test_head_and_normaliser_options_are_checked():
     with pytest.raises(KeyError, match="'feature_norm_rate' is now 'feature_norm_window'"):
-        presets.resolve("ccn", {"feature_norm_rate": "0.999"})
+        configuration.resolve("ccn", {"feature_norm_rate": "0.999"})
     with pytest.raises(ValueError, match="feature_norm_window must be at least 0"):
-        presets.resolve("ccn", {"feature_norm_window": "-5"})
+        configuration.resolve("ccn", {"feature_norm_window": "-5"})
     with pytest.raises(ValueError, match="norm_floor must be positive"):
-        presets.resolve("ccn", {"norm_floor": "0"})
+        configuration.resolve("ccn", {"norm_floor": "0"})
     with pytest.raises(ValueError, match="resize must be one of area, bilinear, got 'cubic'"):
-        presets.resolve("atari-ccn", {"resize": "cubic"})
-    unnormalised = presets.resolve("ccn", {"feature_norm_window": "0"})
+        configuration.resolve("atari-ccn", {"resize": "cubic"})
+    unnormalised = configuration.resolve("ccn", {"feature_norm_window": "0"})
     with pytest.raises(ValueError, match="turn on feature normalisation"):
         builders.build_td_learner(unnormalised)
-    tbptt = presets.resolve("ccn-tbptt-15-4", {"input_norm_window": "1000"})
+    tbptt = configuration.resolve("ccn-tbptt-15-4", {"input_norm_window": "1000"})
     with pytest.raises(ValueError, match="input_norm_window normalises the inputs of a staged"):
         builders.build_td_learner(tbptt)

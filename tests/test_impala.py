@@ -227,10 +227,10 @@ def test_r2ac_presets_run_through_the_command_line_and_resume(tmp_path):
             "--set", "chunk=1600"]  # fmt: skip
     whole, halves = tmp_path / "whole", tmp_path / "halves"
     cli_main([*args, "--out", str(whole)])
-    from rtrl.experiments import engine, presets
+    from rtrl.experiments import configuration, engine
 
-    config = presets.resolve("r2ac-elstm-repeat_previous-easy",
-                             {"steps": "3200", "chunk": "1600"})  # fmt: skip
+    config = configuration.resolve("r2ac-elstm-repeat_previous-easy",
+                                   {"steps": "3200", "chunk": "1600"})  # fmt: skip
     engine.run(config, 2, halves, progress=False, stop_after=1)  # stopped after one chunk
     cli_main([*args, "--out", str(halves)])  # resumed
     assert (whole / "curve.csv").read_text() == (halves / "curve.csv").read_text()

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import pytest
 
 from rtrl import cli
-from rtrl.experiments import builders, presets
+from rtrl.experiments import builders, configuration
 from rtrl.experiments.prediction_runs import run_prediction
 from rtrl.experiments.results import read_metrics
 from rtrl.experiments.run_loop import DivergedError
@@ -16,7 +16,7 @@ SMALL = {"steps": "8000", "chunk": "2000", "bin_size": "1000", "final_window": "
 
 
 def small_config(preset="tp-columnar-lstm", **extra):
-    return presets.resolve(preset, {**SMALL, **extra})
+    return configuration.resolve(preset, {**SMALL, **extra})
 
 
 @pytest.mark.slow
@@ -190,7 +190,7 @@ def test_interrupted_run_says_where_it_stopped_and_resumes(capsys, tmp_path, mon
 def test_cli_list_run_and_plot(capsys, tmp_path):
     assert cli.main(["list"]) == 0
     listing = capsys.readouterr().out
-    assert all(name in listing for name in presets.preset_names())
+    assert all(name in listing for name in configuration.preset_names())
     args = ["run", "tc-linear-rtu", "--seeds", "2", "--out", str(tmp_path / "run")]
     for key, value in SMALL.items():
         args += ["--set", f"{key}={value}"]
@@ -204,10 +204,10 @@ def test_cli_list_run_and_plot(capsys, tmp_path):
 def test_every_preset_resolves_and_builds():
     from rtrl.experiments.builders import build_prediction as build
 
-    for name in presets.preset_names():
-        if presets.resolve(name)["kind"] != "prediction":
+    for name in configuration.preset_names():
+        if configuration.resolve(name)["kind"] != "prediction":
             continue  # control: tests/test_control_runs.py; alignment: its own tests
-        if presets.resolve(name)["stream"] == "atari":
+        if configuration.resolve(name)["stream"] == "atari":
             continue  # needs recorded data: tests/test_atari.py builds them on a short stream
-        stream, learner = build(presets.resolve(name))
+        stream, learner = build(configuration.resolve(name))
         assert stream.num_observations > 0

@@ -9,7 +9,7 @@ import pytest
 
 from rtrl import cells
 from rtrl.envs import animal_learning
-from rtrl.experiments import presets
+from rtrl.experiments import configuration
 from rtrl.experiments.builders import build_prediction as build
 from rtrl.experiments.prediction_runs import compile_chunks
 from rtrl.gradients import columnar_rtrl, snap1, truncated_bptt
@@ -88,7 +88,7 @@ def test_truncated_bptt_dense_lstm_in_td_lambda():
 
 def test_runner_layouts_agree():
     """The runner's compiled chunk gives the same values in either layout."""
-    config = presets.resolve("ccn", {"steps": "4000", "stage_steps": "300"})
+    config = configuration.resolve("ccn", {"steps": "4000", "stage_steps": "300"})
     stream, learner = build(config)
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
     values = []

@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 from rtrl import cli
-from rtrl.experiments import engine, executors, grouping, presets, studies
+from rtrl.experiments import (
+    configuration,
+    engine,
+    executors,
+    grouping,
+    studies,
+    study_catalogue,
+)
 from rtrl.experiments.executors import LocalExecutor, Task
 from rtrl.experiments.run_loop import DivergedError
 from rtrl.experiments.studies import Grid, Study, plan, run_study
@@ -51,7 +58,7 @@ def test_plan_expands_the_grids_with_the_budget_or_the_papers():
     assert runs[0].task.seeds == 2 and runs[0].task.stream_steps == 8000
     paper = plan(TINY_STUDY, paper=True)
     assert len(paper) == 1 and paper[0].task.seeds == 5
-    assert paper[0].config["steps"] == presets.resolve("ccn-columnar")["paper_steps"]
+    assert paper[0].config["steps"] == configuration.resolve("ccn-columnar")["paper_steps"]
     assert plan(TINY_STUDY, seeds=7, overrides={"steps": "8000"})[0].config["steps"] == 8000
     with pytest.raises(KeyError, match="unknown key 'nope'"):
         plan(TINY_STUDY, overrides={"nope": "1"})
@@ -60,19 +67,19 @@ def test_plan_expands_the_grids_with_the_budget_or_the_papers():
 
 
 def test_every_named_study_plans_its_default_and_paper_grids():
-    for name, study in studies.STUDIES.items():
+    for name, study in study_catalogue.STUDIES.items():
         sizes = studies.describe(study)
         assert 0 < sizes["default"]["runs"] <= sizes["paper"]["runs"], name
         assert sizes["default"]["stream_steps"] < sizes["paper"]["stream_steps"], name
-    ccn = studies.describe(studies.STUDIES["ccn-trace-patterning"])["paper"]
+    ccn = studies.describe(study_catalogue.STUDIES["ccn-trace-patterning"])["paper"]
     assert ccn["runs"] == 3 * 6 + 8 * 4 and ccn["seeds"] == 30
-    atari = plan(studies.STUDIES["atari-prediction"], paper=True)
+    atari = plan(study_catalogue.STUDIES["atari-prediction"], paper=True)
     assert len(atari[0].task.games) == 58
 
 
 def _planned(preset, value, final, status="complete"):
-    run = studies.PlannedRun(preset, {"step_size": value},
-                             Task(presets.resolve(preset), 1, f"{preset}/{value}"))  # fmt: skip
+    task = Task(configuration.resolve(preset), 1, f"{preset}/{value}")
+    run = studies.PlannedRun(preset, {"step_size": value}, task)
     return run, {"status": status, "final": final, "final_stderr": 0.0, "lifetime": final}
 
 
@@ -167,7 +174,7 @@ def test_cli_study_run_and_its_errors(tmp_path, capsys):
     assert "unknown key 'estimators'" in capsys.readouterr().err
     assert cli.main(["study", "list"]) == 0
     listing = capsys.readouterr().out
-    assert all(name in listing for name in studies.STUDIES)
+    assert all(name in listing for name in study_catalogue.STUDIES)
 
 
 def _free_port() -> int:
@@ -291,7 +298,7 @@ def test_control_study_keeps_the_highest_return_per_trunk_and_task(tmp_path):
     tiny_ppo = {"rollout_length": "32", "num_envs": "2", "minibatches": "2", "hidden": "8",
                 "units": "4", "chunk": "128", "epochs": "1", "steps": "256",
                 "sequence_length": "16"}  # fmt: skip
-    rtu_control = studies.STUDIES["rtu-control"]
+    rtu_control = study_catalogue.STUDIES["rtu-control"]
     study = Study("control", "", grids=(Grid(("ppo-rtu-cartpole-p", "ppo-gru-bptt-cartpole-p"),
                                              {"step_size": ("1e-3", "3e-2")}),),
                   paper_grids=(), seeds=2, budget=tiny_ppo, column=rtu_control.column)  # fmt: skip
@@ -307,33 +314,33 @@ def test_control_study_keeps_the_highest_return_per_trunk_and_task(tmp_path):
 
 def test_the_r2ac_study_puts_agents_in_rows_and_games_in_columns():
     """Atari and ProcGen presets name their family, not the game: the method drops it."""
-    runs = plan(studies.STUDIES["r2ac-pixels"])
+    runs = plan(study_catalogue.STUDIES["r2ac-pixels"])
     labels = {(studies.method_label(run, "env"), run.config["env"]) for run in runs}
     agents = ("r2ac-elstm", "r2ac-lstm-tbptt", "r2ac-ff")
     games = ("atari:Frostbite", "atari:DoubleDunk", "procgen:heist", "procgen:maze")
     assert labels == {(agent, game) for agent in agents for game in games}
     assert all(run.config["torso"] == "nature" and run.config["num_envs"] == 8 for run in runs)
-    paper = plan(studies.STUDIES["r2ac-pixels"], paper=True)
+    paper = plan(study_catalogue.STUDIES["r2ac-pixels"], paper=True)
     assert all(run.config["torso"] == "resnet" and run.config["steps"] == 200_000_000
                for run in paper)  # fmt: skip
 
 
 def test_memory_study_plans_lengths_learners_and_the_papers_tasks():
-    runs = plan(studies.STUDIES["memory-control"])
+    runs = plan(study_catalogue.STUDIES["memory-control"])
     assert {run.config["memory_length"] for run in runs} == {4, 16, 64}
     assert {run.config["learner"] for run in runs} == {"impala", "ppo", "actor_critic"}
     assert all(run.config["env"] == "gymnax:MemoryChain-bsuite" for run in runs)
     truncated = {run.config["segment_length"] for run in runs if run.config["estimator"] == "bptt"
                  and run.config["learner"] == "impala"}  # fmt: skip
     assert truncated == {4, 16}
-    paper = plan(studies.STUDIES["memory-control"], paper=True)
+    paper = plan(study_catalogue.STUDIES["memory-control"], paper=True)
     assert {run.config["memory_length"] for run in paper} == {4, 8, 16, 32, 64, 128, 5}
     assert {"repeat_first-hard", "count_recall-medium"} <= {run.config["env"] for run in paper}
 
 
 def test_a_column_set_as_an_override_stays_in_the_method_name():
     """T-BPTT 4 at memory length 4 is still T-BPTT 4, not a method without a truncation."""
-    runs = plan(studies.STUDIES["memory-control"])
+    runs = plan(study_catalogue.STUDIES["memory-control"])
     names = {(studies.method_name(run, "memory_length", ("step_size",)),
               run.config["memory_length"]) for run in runs}  # fmt: skip
     assert ("memory-r2ac-lstm-tbptt-4", 4) in names and ("memory-r2ac-lstm-tbptt-16", 16) in names

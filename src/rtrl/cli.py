@@ -23,7 +23,7 @@ import os
 import sys
 from pathlib import Path
 
-from rtrl.experiments import presets
+from rtrl.experiments import configuration
 
 
 def _parse_grid(text: str) -> tuple[str, list[str]]:
@@ -32,15 +32,6 @@ def _parse_grid(text: str) -> tuple[str, list[str]]:
     if not sep or not key or not grid:
         raise ValueError(f"--grid expects key=v1,v2,..., got {text!r}")
     return key.strip(), grid
-
-
-def _games(text: str | None) -> list[str] | None:
-    """``--games``: the Atari games named (checked), or None."""
-    if not text:
-        return None
-    from rtrl.envs.atari import parse_games
-
-    return parse_games(text)
 
 
 def _check_seeds(seeds: int) -> int:
@@ -60,13 +51,7 @@ def _add_budget_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _budget_overrides(args) -> dict[str, str]:
-    """--set pairs plus --steps; --paper is applied after resolving (it reads the preset)."""
-    overrides = presets.parse_overrides(args.set)
-    if args.steps is not None and args.paper:
-        raise ValueError("give either --steps or --paper, not both")
-    if args.steps is not None:
-        overrides["steps"] = str(args.steps)
-    return overrides
+    return configuration.budget_overrides(args.set, args.steps, args.paper)
 
 
 def _add_executor_arguments(parser: argparse.ArgumentParser) -> None:
@@ -147,17 +132,17 @@ def main(argv: list[str] | None = None) -> int:
 
             key, values = _parse_grid(args.grid)
             run_sweep(args.presets, key, values, _check_seeds(args.seeds), args.out,
-                      _budget_overrides(args), paper=args.paper, games=_games(args.games),
-                      executor=_executor(args))  # fmt: skip
+                      _budget_overrides(args), paper=args.paper,
+                      games=configuration.games(args.games), executor=_executor(args))  # fmt: skip
             _print_report(args.out)
         elif args.command == "study":
             return _study_command(args)
         elif args.command == "run":
             from rtrl.experiments import engine
 
-            config = presets.resolve(args.preset, _budget_overrides(args), paper=args.paper)
+            config = configuration.resolve(args.preset, _budget_overrides(args), paper=args.paper)
             out = args.out or Path("runs") / args.preset
-            summary = engine.run(config, args.seeds, out, games=_games(args.games))
+            summary = engine.run(config, args.seeds, out, games=configuration.games(args.games))
             if "games" in summary:
                 print((out / "games.csv").read_text(), end="")
             print(engine.result_line(config, summary, out))
@@ -191,30 +176,30 @@ def _print_report(out: Path) -> None:
 
 
 def _study_command(args) -> int:
-    from rtrl.experiments import studies
+    from rtrl.experiments import studies, study_catalogue
 
     if args.action == "list":
         _list_studies()
         return 0
-    if args.name not in studies.STUDIES:
+    if args.name not in study_catalogue.STUDIES:
         raise KeyError(f"unknown study {args.name!r}; valid studies: "
-                       f"{', '.join(studies.STUDIES)} (rtrl study list)")  # fmt: skip
+                       f"{', '.join(study_catalogue.STUDIES)} (rtrl study list)")  # fmt: skip
     out = args.out or Path("runs") / "studies" / (args.name + ("-paper" if args.paper else ""))
     seeds = None if args.seeds is None else _check_seeds(args.seeds)
-    studies.run_study(studies.STUDIES[args.name], out, _executor(args), paper=args.paper,
+    studies.run_study(study_catalogue.STUDIES[args.name], out, _executor(args), paper=args.paper,
                       seeds=seeds, overrides=_budget_overrides(args),
-                      games=_games(args.games))  # fmt: skip
+                      games=configuration.games(args.games))  # fmt: skip
     _print_report(out)
     return 0
 
 
 def _list_studies() -> None:
     """One line per study: the size of its default grid and of the paper's."""
-    from rtrl.experiments import studies
+    from rtrl.experiments import studies, study_catalogue
 
     print(f"{'study':<22} {'runs':>5} {'stream-steps':>12} {'paper runs':>10} "
           f"{'paper stream-steps':>18} {'paper multiply-adds':>19}  description")  # fmt: skip
-    for name, study in studies.STUDIES.items():
+    for name, study in study_catalogue.STUDIES.items():
         size = studies.describe(study)
         default, paper = size["default"], size["paper"]
         macs = f"{paper['multiply_adds']:.2e}" if paper["multiply_adds"] else "-"
@@ -227,14 +212,14 @@ def _list_presets() -> None:
     """One line per preset, columns aligned to the longest name."""
     from rtrl.experiments.kinds import kind_of
 
-    names = presets.preset_names()
+    names = configuration.preset_names()
     width = max(len("preset"), *(len(name) for name in names))
     print(f"{'preset':<{width}}  {'MACs/step':>10}  description")
     for name in names:
-        config = presets.resolve(name)
+        config = configuration.resolve(name)
         count = kind_of(config).multiply_adds
         macs = f"{count(config):,}" if count else "-"
-        print(f"{name:<{width}}  {macs:>10}  {presets.describe(name)}")
+        print(f"{name:<{width}}  {macs:>10}  {configuration.describe(name)}")
 
 
 def _data_command(args) -> int:
@@ -256,7 +241,7 @@ def _data_command(args) -> int:
         return 1 if bad or not report else 0
     import time
 
-    for game in atari.parse_games(args.games):
+    for game in atari.parseconfiguration.games(args.games):
         started = time.perf_counter()
         recording = atari.load_recording(
             game, frame_size=args.frame_size, progress=True, resize=args.resize

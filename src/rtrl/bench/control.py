@@ -12,7 +12,7 @@ import jax
 from rtrl import compiled
 from rtrl.bench.timing import time_per_call
 from rtrl.envs.mujoco import brax_env
-from rtrl.experiments import presets
+from rtrl.experiments import configuration
 from rtrl.experiments.control_runs import build_program
 from rtrl.spaces import random_actions
 
@@ -48,7 +48,9 @@ def run(args: argparse.Namespace) -> list[dict]:
     for name in filter(None, args.presets.split(",")):
         for seeds in map(int, args.seeds.split(",")):
             overrides = {"chunk": str(args.chunk), "bin_size": str(args.chunk)}
-            config = presets.resolve(name, {**overrides, **presets.parse_overrides(args.set)})
+            config = configuration.resolve(
+                name, {**overrides, **configuration.parse_overrides(args.set)}
+            )
             program = build_program(config, seeds)
             steps = program.chunk_steps
             holder = [program.init()]

@@ -15,7 +15,7 @@ import time
 
 import jax
 
-from rtrl.experiments import presets
+from rtrl.experiments import configuration
 from rtrl.experiments.kinds import kind_of
 
 # (name, preset, overrides): chunks short enough that 4096 seeds stay in minutes
@@ -78,7 +78,9 @@ def run(args: argparse.Namespace) -> list[dict]:
                              f"{', '.join(WORKLOADS)}")  # fmt: skip
         preset, overrides = WORKLOADS[name]
         try:
-            config = presets.resolve(preset, {**overrides, **presets.parse_overrides(args.set)})
+            config = configuration.resolve(
+                preset, {**overrides, **configuration.parse_overrides(args.set)}
+            )
         except (KeyError, ValueError) as error:
             raise SystemExit(f"bench gpu: {str(error).strip(chr(34))}") from None
         for seeds in map(int, args.seeds.split(",")):

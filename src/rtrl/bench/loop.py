@@ -9,7 +9,7 @@ import json
 import jax
 
 from rtrl.bench.timing import time_per_call
-from rtrl.experiments import presets
+from rtrl.experiments import configuration
 from rtrl.experiments.builders import build_prediction
 from rtrl.experiments.prediction_runs import compile_chunks
 
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace, overrides: dict[str, str] | None = None) -> li
         print(f"{'preset':<20}{'cell':<16}{'estimator':<14}{'seeds':>6}"
               f"{'steps/s/seed':>14}{'total steps/s':>15}")  # fmt: skip
     for name in args.presets.split(","):
-        config = presets.resolve(name, overrides)
+        config = configuration.resolve(name, overrides)
         stream, learner = build_prediction(config)
         init, run_chunk = compile_chunks(stream, learner, args.chunk)
         for seeds in [int(s) for s in args.seeds.split(",")]:

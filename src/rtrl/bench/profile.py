@@ -20,7 +20,7 @@ import jax
 
 from rtrl import compiled
 from rtrl.bench.timing import time_per_call
-from rtrl.experiments import presets
+from rtrl.experiments import configuration
 from rtrl.experiments.builders import build_prediction
 from rtrl.experiments.kinds import control, kind_of, prediction
 from rtrl.experiments.prediction_runs import compile_chunks
@@ -128,7 +128,7 @@ def _profile_ppo(args: argparse.Namespace, config: dict) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> list[dict]:
-    config = presets.resolve(args.preset, presets.parse_overrides(args.set))
+    config = configuration.resolve(args.preset, configuration.parse_overrides(args.set))
     kind = kind_of(config)
     if kind is control.KIND and config["learner"] == "ppo":
         return _profile_ppo(args, config)

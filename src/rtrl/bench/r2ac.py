@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from rtrl.bench.timing import time_per_call
-from rtrl.experiments import presets
+from rtrl.experiments import configuration
 
 DEFAULT_PRESETS = ("r2ac-elstm-atari", "r2ac-lstm-tbptt-atari", "r2ac-ff-atari")
 PARTS = ("environment", "actors", "learner", "loop")
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> list[dict]:
 def _measure(args: argparse.Namespace, name: str) -> dict:
     from rtrl.experiments.control_runs import envpool_actors
 
-    config = presets.resolve(name, presets.parse_overrides(args.set))
+    config = configuration.resolve(name, configuration.parse_overrides(args.set))
     cores = len(os.sched_getaffinity(0))
     actors = envpool_actors(config, seeds=1, num_threads=cores)
     envs, num_envs, length = actors.envs, config["num_envs"], config["segment_length"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import jax
 
 from rtrl import cells
-from rtrl.experiments import presets
+from rtrl.experiments import configuration
 from rtrl.experiments.builders import build_prediction
 from rtrl.experiments.compute import multiply_adds
 from rtrl.experiments.plots import plot_runs
@@ -37,7 +37,7 @@ def run(out: Path, steps: int, seeds: int) -> dict[str, dict]:
                 "final_window": "100000"}  # fmt: skip
     results = {}
     for label, (preset, overrides) in RUNS.items():
-        config = presets.resolve(preset, {**schedule, **overrides})
+        config = configuration.resolve(preset, {**schedule, **overrides})
         print(
             f"{label}: rtrl run {preset} --seeds {seeds} "
             + " ".join(f"--set {k}={v}" for k, v in {**schedule, **overrides}.items())

@@ -28,10 +28,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from rtrl.envs.atari import GAMES
-from rtrl.experiments import engine, grouping, presets
+from rtrl.experiments import configuration, engine, grouping
 from rtrl.experiments.executors import Executor, Task
-from rtrl.experiments.gradient_alignment import DENSITIES
 from rtrl.experiments.kinds import kind_of
 from rtrl.experiments.results import STUDY_FILE, read_table, write_table
 from rtrl.experiments.run_loop import RunInterrupted, refuse_file
@@ -102,9 +100,8 @@ def plan(study: Study, paper: bool = False, seeds: int | None = None,
         for preset in grid.presets:
             for combination in itertools.product(*grid.values.values()):
                 settings = dict(zip(keys, combination))
-                config = presets.resolve(preset, {**base, **settings}, paper=paper)
-                if games and not kind_of(config).takes_games(config):
-                    raise ValueError(f"--games is for Atari prediction presets, not {preset}")
+                config = configuration.resolve(preset, {**base, **settings}, paper=paper)
+                configuration.check_games(config, preset, games)
                 task = Task(config, seeds, run_directory(preset, settings), games)
                 runs.append(PlannedRun(preset, settings, task))
     return runs
@@ -407,150 +404,3 @@ def describe(study: Study) -> dict[str, Any]:
         sizes[label] = {"runs": len(runs), "stream_steps": steps, "multiply_adds": macs,
                         "seeds": runs[0].task.seeds}  # fmt: skip
     return sizes
-
-
-# The named studies. Default budgets finish in minutes on this machine's 2 cores; --paper gives
-# the papers' grids, budgets and seeds.
-_CCN_STAGED = ("ccn-columnar", "ccn-constructive", "ccn")
-_CCN_TBPTT = tuple(f"ccn-tbptt-{h}-{t}" for h, t in presets.TBPTT_GRID)
-_ATARI_METHODS = ("atari-columnar", "atari-ccn", "atari-constructive", "atari-constructive-30",
-                  "atari-tbptt-6-8", "atari-tbptt-3-5", "atari-tbptt-5-7")  # fmt: skip
-
-
-def _control_presets(trunks, envs) -> tuple[str, ...]:
-    return tuple(f"ppo-{trunk}-{env}" for env in envs for trunk in trunks)
-
-
-STUDIES: dict[str, Study] = {}
-
-
-def _study(study: Study) -> None:
-    STUDIES[study.name] = study
-
-
-_study(Study(
-    "ccn-trace-patterning",
-    "CCN paper: columnar, constructive and CCN networks against 8 dense T-BPTT LSTMs on trace "
-    "patterning; best step size per method; error against compute",
-    grids=(Grid(_CCN_STAGED, {"step_size": ("3e-3", "1e-3")}),
-           Grid(_CCN_TBPTT, {"step_size": ("1e-3", "3e-4")})),
-    paper_grids=(Grid(_CCN_STAGED, {"step_size": ("0.3", "0.1", "0.03", "0.01", "0.003", "0.001")}),
-                 Grid(_CCN_TBPTT, {"step_size": ("1e-3", "3e-4", "1e-4", "3e-5")})),
-    # 1M steps: where the columnar network falls below the constant predictor (the demo).
-    seeds=3, paper_seeds=30, budget={"steps": "1000000"}, figures=("curves", "compute"),
-))  # fmt: skip
-_study(Study(
-    "ccn-isi",
-    "CCN paper: CCN 16:4 against T-BPTT 15-4 as the interval to bridge grows (ISI 20-80)",
-    grids=(Grid(("isi-ccn", "isi-tbptt"), {"isi": ("20", "40", "60", "80")}),),
-    paper_grids=(Grid(("isi-ccn", "isi-tbptt"),
-                      {"isi": ("20", "30", "40", "50", "60", "70", "80")}),),
-    # The reference's step size 1e-4 learns too slowly to show in 1M steps: 1e-3 by default.
-    choose=(), seeds=3, paper_seeds=30, budget={"steps": "1000000", "step_size": "1e-3"},
-    column="isi",
-    figures=("curves", "column"),
-))  # fmt: skip
-_study(Study(
-    "atari-prediction",
-    "CCN paper's Atari prediction: staged networks against compute-matched T-BPTT, best step "
-    "size per method, per-game table and aggregate (needs the recorded streams)",
-    grids=(Grid(("atari-columnar", "atari-ccn", "atari-tbptt-6-8"),
-                {"step_size": ("3e-4", "1e-3")}),),
-    paper_grids=(Grid(_ATARI_METHODS, {"step_size": ("1e-4", "3e-4", "1e-3", "3e-3")}),),
-    seeds=2, paper_seeds=30, budget={"steps": "100000"}, games=("Pong", "Breakout"),
-    paper_games=GAMES,
-))  # fmt: skip
-_study(Study(
-    "rtu-control",
-    "RTU paper: PPO with RTRL trunks (linear and nonlinear RTU, online LRU) against BPTT "
-    "trunks (GRU, LRU) on partially observable MuJoCo and POPGym tasks; return curves",
-    grids=(Grid(_control_presets(("rtu", "gru-bptt"), ("cartpole-p", "repeat_previous-easy"))),),
-    paper_grids=(Grid(_control_presets(presets.CONTROL_TRUNKS,
-                                       presets.MUJOCO_ENVS + presets.POPGYM_ENVS)),),
-    choose=(), seeds=2, paper_seeds=10, budget={"steps": "40960"}, column="env",
-))  # fmt: skip
-# R2AC's pixel comparison: the eLSTM with exact RTRL, the LSTM with T-BPTT over the segment and
-# the feed-forward agent, same torso and budget, on two Atari games where a recurrent agent beat
-# frame stacking (Frostbite and Double Dunk, Hausknecht & Stone 2015) and two ProcGen memory
-# games. The default budget is what this CPU runs in about an hour: the Nature torso (a tenth of
-# the residual torso's cost here) and 8 environments per update instead of 32, so that each
-# environment lives long enough (6,000 steps) to finish episodes; --paper gives the reference's
-# settings (residual torso, 32 environments) and 200M steps.
-_R2AC_TRUNKS = ("elstm", "lstm-tbptt", "ff")
-_R2AC_GAMES = ("atari:Frostbite", "atari:DoubleDunk")
-_R2AC_PROCGEN = ("procgen:heist", "procgen:maze")
-_r2ac_grids = (
-    Grid(tuple(f"r2ac-{trunk}-atari" for trunk in _R2AC_TRUNKS), {"env": _R2AC_GAMES}),
-    Grid(tuple(f"r2ac-{trunk}-procgen" for trunk in _R2AC_TRUNKS), {"env": _R2AC_PROCGEN}),
-)
-_study(Study(
-    "r2ac-pixels",
-    "R2AC paper: V-trace agents, eLSTM with exact RTRL against LSTM with T-BPTT and a "
-    "feed-forward agent, on Atari (EnvPool) and ProcGen memory games; return curves",
-    grids=_r2ac_grids, paper_grids=_r2ac_grids, choose=(), seeds=2, paper_seeds=3,
-    budget={"steps": "48000", "torso": "nature", "num_envs": "8"}, column="env",
-))  # fmt: skip
-# Does exact RTRL pay off for an agent? MemoryChain (bsuite, through gymnax) at memory lengths
-# past every truncation, exact-RTRL trunks against truncated ones and a feed-forward agent, each
-# under the learner it belongs to: R2AC (eLSTM and linear RTU with RTRL; LSTM with T-BPTT, T = 4
-# and 16; feed-forward), PPO (linear RTU with RTRL; GRU with BPTT over sequences of 1, 4 and 16
-# steps) and the real-time actor-critic (linear RTU). Best of two step sizes per agent and
-# length. --paper adds T = 1 under R2AC (segments of one step: an update per step, three times
-# the cost), lengths 4-128, POPGym's RepeatPrevious, RepeatFirst and CountRecall at Medium and
-# Hard, and 2M steps.
-_MEMORY_R2AC = tuple(f"memory-r2ac-{a}" for a in ("elstm", "rtu", "lstm-tbptt-4",
-                                                   "lstm-tbptt-16", "ff"))  # fmt: skip
-_MEMORY_PPO = ("memory-ppo-rtu", *(f"memory-ppo-gru-bptt-{t}" for t in presets.MEMORY_TRUNCATIONS))
-_MEMORY_STEP_SIZES = {"memory-r2ac": ("1e-3", "3e-3"), "memory-ppo": ("3e-4", "1e-3"),
-                      "memory-ac": ("1e-3", "3e-3")}  # fmt: skip
-_MEMORY_POPGYM = tuple(f"{task}-{level}" for task in ("repeat_previous", "repeat_first",
-                       "count_recall") for level in ("medium", "hard"))  # fmt: skip
-
-
-def _memory_grids(r2ac, lengths, step_sizes, popgym=()) -> tuple[Grid, ...]:
-    grids = []
-    for learner, agents in (("memory-r2ac", r2ac), ("memory-ppo", _MEMORY_PPO),
-                            ("memory-ac", ("memory-ac-rtu",))):  # fmt: skip
-        steps = step_sizes[learner]
-        grids.append(Grid(agents, {"memory_length": lengths, "step_size": steps}))
-        if popgym:
-            grids.append(Grid(agents, {"env": popgym, "step_size": steps}))
-    return tuple(grids)
-
-
-_study(Study(
-    "memory-control",
-    "Exact RTRL against truncated BPTT and feed-forward agents under R2AC, PPO and the "
-    "real-time actor-critic on MemoryChain past the truncation; success against memory length",
-    grids=_memory_grids(_MEMORY_R2AC, ("4", "16", "64"), _MEMORY_STEP_SIZES),
-    paper_grids=_memory_grids(
-        (*_MEMORY_R2AC, "memory-r2ac-lstm-tbptt-1"), ("4", "8", "16", "32", "64", "128"),
-        {k: ("3e-4", *v) if k == "memory-ppo" else (*v, "1e-2") for k, v in
-         _MEMORY_STEP_SIZES.items()}, _MEMORY_POPGYM),
-    seeds=3, paper_seeds=10, budget={"steps": "50000"}, column="memory_length",
-    more_columns=("env",), figures=("success",),
-))  # fmt: skip
-# The copy task: which limits the eLSTM at long patterns, its architecture or its gradient? Exact
-# RTRL against backpropagation through whole sequences of the same eLSTM (the same gradient,
-# offline) and of an LSTM, and LSTMs with batch T-BPTT (T = 5, 10), at one sequence budget each.
-_COPY_LENGTHS = ("5", "10", "20", "50")
-_copy_grids = (Grid(("copy-elstm-rtrl", "copy-elstm-bptt", "copy-lstm-bptt"),
-                    {"max_length": _COPY_LENGTHS}),
-               Grid(("copy-lstm-tbptt",), {"max_length": _COPY_LENGTHS,
-                                           "truncation": ("5", "10")}))  # fmt: skip
-_study(Study(
-    "copy",
-    "Irie et al.'s copy task: eLSTM with exact RTRL against whole-sequence BPTT of the eLSTM "
-    "and an LSTM, and T-BPTT; recalled length and sequence accuracy against L",
-    grids=_copy_grids, paper_grids=_copy_grids, choose=(), seeds=2, paper_seeds=3,
-    budget={"steps": "64000"}, column="max_length", figures=("column",),
-))  # fmt: skip
-_study(Study(
-    "gradient-alignment",
-    "gradient alignment of full RTRL, the columnar approximation, SnAp-1, UORO and T-BPTT with "
-    "BPTT on coupled columnar LSTMs, against the coupling density",
-    grids=(Grid(("gradient-alignment",), {"density": ("0", "0.1", "0.5", "1")}),),
-    paper_grids=(Grid(("gradient-alignment",),
-                      {"density": tuple(f"{d:g}" for d in DENSITIES)}),),
-    choose=(), seeds=10, paper_seeds=30, column="density", figures=("alignment",),
-))  # fmt: skip
