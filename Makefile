@@ -47,8 +47,8 @@ bench: $(VENV)/.installed-plot
 
 lint: $(BIN)/python
 	$(BIN)/python -m pip install --quiet "ruff>=0.5"
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff format --check src tests examples
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache site

@@ -1,5 +1,6 @@
 """The README's example runs, the demo writes its outputs, the benchmark prints its keys."""
 
+import importlib.util
 import json
 import os
 import re
@@ -10,6 +11,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _example(name: str):
+    """A script of examples/ as a module (examples use the library; they are not part of it)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_readme_usage_example_runs():
@@ -23,8 +32,7 @@ def test_readme_usage_example_runs():
 
 @pytest.mark.slow
 def test_delayed_signal_example_writes_curves_summary_and_plot(tmp_path, capsys):
-    from rtrl.experiments import delayed_signal
-
+    delayed_signal = _example("delayed_signal")
     summary = delayed_signal.run(
         tmp_path, steps=1000, seeds=2, delay=2, noise=0.1, step_size=3e-3, seed=0
     )

@@ -16,11 +16,11 @@ from pathlib import Path
 import jax
 
 from rtrl import cells
-from rtrl.experiments import configuration
+from rtrl.experiments import configuration, engine
 from rtrl.experiments.builders import build_prediction
-from rtrl.experiments.compute import multiply_adds
+from rtrl.experiments.kinds import kind_of
 from rtrl.experiments.plots import plot_runs
-from rtrl.experiments.prediction_runs import constant_predictor_error, run_prediction
+from rtrl.experiments.prediction_runs import constant_predictor_error
 
 # label -> (preset, overrides): the CCN study's presets as they are (rtrl list; step size 1e-3,
 # which did best for both in a 1M-step check of 3e-4 ... 1e-2); multiply-adds per step 3,535
@@ -42,13 +42,13 @@ def run(out: Path, steps: int, seeds: int) -> dict[str, dict]:
             f"{label}: rtrl run {preset} --seeds {seeds} "
             + " ".join(f"--set {k}={v}" for k, v in {**schedule, **overrides}.items())
         )
-        summary = run_prediction(config, seeds, out / preset)
+        summary = engine.run(config, seeds, out / preset)
         stream, learner = build_prediction(config)
         params = learner.init(jax.random.PRNGKey(0), stream.num_observations).params["cell"]
         results[label] = {
             **summary,
             "recurrent_params": cells.count_params(cells.recurrent_params(params)),
-            "multiply_adds": multiply_adds(config),
+            "multiply_adds": kind_of(config).multiply_adds(config),
         }
     # The level any learner reaches by predicting the mean return (an independent stream).
     constant = constant_predictor_error(stream, 1_000_000, jax.random.PRNGKey(12345))

@@ -1,7 +1,7 @@
 """Example: element-wise recurrent networks learning online, with exact RTRL, to predict a noisy
 delayed signal. Several seeds run in one vmapped, compiled scan; Python only runs between chunks.
 
-    python -m rtrl.experiments.delayed_signal --out runs/delayed-signal [--steps 20000]
+    python examples/delayed_signal.py --out runs/delayed-signal [--steps 20000]
 
 Each model's run is a run directory under ``--out`` (resumable, through the run loop).
 """
