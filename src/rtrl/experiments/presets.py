@@ -11,46 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-PREDICTION_DEFAULTS: dict[str, Any] = {
-    "kind": "prediction",
-    "stream": "trace_patterning",  # see rtrl.envs.registry.STREAMS
-    "isi": 10,  # mean inter-stimulus interval of the stream
-    "num_distractors": 10,  # Rafiee presets only
-    # Atari prediction (stream "atari") only; the animal-learning streams fix their own discount.
-    "game": "Pong",
-    "frame_size": 16,  # screens resized to frame_size x frame_size
-    "resize": "area",  # area | bilinear (the CCN reference's cv::resize); see rtrl.envs.atari
-    "gamma": 0.98,
-    "reset_at_episode_start": False,  # reset the recurrent state when an episode starts
-    "cell": "columnar_lstm",
-    "units": 8,
-    "estimator": "columnar_rtrl",  # columnar_rtrl | snap1 | uoro | full_rtrl | tbptt | staged_rtrl
-    "truncation": 8,  # T for tbptt
-    # staged_rtrl only (rtrl.networks.staged): `units` features of `cell` columns, grown
-    # `stage_size` at a time (0: all in one stage), a new stage every `stage_steps` steps
-    # (0: the run's steps split evenly among the stages).
-    "stage_size": 0,
-    "stage_steps": 0,
-    # Running-statistics normalisation (rtrl.networks.normalize), as an effective window in
-    # steps (rate 1 - 1/window; 0 = off): of each stage's inputs (staged_rtrl only) and of the
-    # features the head reads, with this floor on the variance.
-    "input_norm_window": 0,
-    "feature_norm_window": 0,
-    "norm_floor": 1e-3,
-    # Divide the head weights' step by the features in use (needs feature_norm_window > 0), and
-    # the bias's step too (the CCN reference's rule; false gives the bias the full step).
-    "head_step_per_feature": False,
-    "bias_step_per_feature": True,
-    "optimizer": "rmsprop_on_update",  # sgd | adam | rmsprop_on_update
-    "step_size": 1e-3,
-    "lambda": 0.9,
-    "steps": 200_000,
-    "paper_steps": 5_000_000,  # the long budget that `rtrl run --paper` selects
-    "chunk": 10_000,  # steps per compiled scan (and per checkpoint)
-    "bin_size": 10_000,  # steps per point of the learning curve
-    "final_window": 100_000,  # steps at the end scored as the final error
-    "seed": 0,
-}
+from rtrl.experiments.kinds.alignment import DEFAULTS as ALIGNMENT_DEFAULTS
+from rtrl.experiments.kinds.control import DEFAULTS as CONTROL_DEFAULTS
+from rtrl.experiments.kinds.copy import DEFAULTS as COPY_DEFAULTS
+from rtrl.experiments.kinds.prediction import DEFAULTS as PREDICTION_DEFAULTS
 
 _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {}
 
@@ -190,58 +154,6 @@ _preset("atari-elstm", "Atari prediction: eLSTM (20 units), exact RTRL",
 
 # Online control (RTU paper's study, Elelimy et al. 2024). PPO defaults are the reference
 # hyperparameters (Ant-P): MLP(64) -> trunk -> actor/critic MLP(64), tanh.
-CONTROL_DEFAULTS: dict[str, Any] = {
-    "kind": "control",
-    "learner": "ppo",  # ppo | impala | actor_critic
-    "env": "halfcheetah-p",  # see rtrl.envs.registry.control_env_names()
-    "mujoco_backend": "spring",  # Brax backend: spring | positional | generalized | mjx
-    "memory_length": 5,  # gymnax:MemoryChain-bsuite only: steps between the cue and the query
-    "normalize_obs": True,
-    "scale_reward": True,
-    "cell": "linear_rtu",
-    "units": 192,
-    "forget_bias": 0.0,  # eLSTM: added to the forget gate's initial bias (0: the reference's)
-    "max_timescale": 0.0,  # eLSTM: forget biases spread over timescales 2..T (0: off)
-    "estimator": "columnar_rtrl",  # an online estimator, or bptt (recurrent PPO baseline)
-    "previous_reward": False,  # the agent also reads the last reward, clipped to [-1, 1]
-    "gamma": 0.99,
-    "bootstrap_truncation": True,  # False: a time limit ends episodes like a terminal state
-    # PPO (rtrl.learners.ppo.PPOConfig)
-    "gae_lambda": 0.95,
-    "rollout_length": 2048,
-    "num_envs": 1,
-    "epochs": 4,
-    "minibatches": 32,
-    "clip": 0.2,
-    "value_clip": 0.2,
-    "value_coef": 0.5,
-    "entropy_coef": 0.0,
-    "max_grad_norm": 0.5,
-    "step_size": 1e-4,  # PPO: Adam's; actor-critic: the actor's and the critic's Adam
-    "adam_eps": 1e-5,
-    "normalize_advantages": True,
-    "hidden": 64,
-    "traces": "stale",  # RTRL trunks: stale | fresh
-    "sequence_length": 64,  # BPTT trunks
-    # IMPALA-style V-trace (rtrl.learners.impala.ImpalaConfig)
-    "segment_length": 50,
-    "baseline_coef": 0.5,
-    "rho_bar": 1.0,
-    "c_bar": 1.0,
-    "reward_clip": 1.0,  # rewards enter the loss clipped to [-c, c] (0: unclipped)
-    "behaviour_lag": 0,  # updates the actors' parameters trail the learner's
-    "rmsprop_eps": 0.01,
-    "torso": "resnet",  # image observations: IMPALA's residual network, or nature
-    # real-time actor-critic
-    "lambda": 0.9,
-    "shared_trunk": True,
-    "steps": 500_000,
-    "paper_steps": 5_000_000,
-    "chunk": 20_480,  # environment steps per compiled call (whole PPO iterations)
-    "bin_size": 5_000,  # actor-critic: steps per point of the curve (PPO: one per iteration)
-    "final_fraction": 0.1,  # the last 10% of the curve is the final return
-    "seed": 0,
-}
 
 
 def _control_preset(name: str, description: str, **overrides: Any) -> None:
@@ -378,20 +290,6 @@ _control_preset("memory-ac-rtu",
 # The gradient-alignment test-bed (Javed et al. 2021; rtrl.experiments.gradient_alignment): one
 # run is one coupling density, its seeds are independent problems; the study of that name runs
 # the densities as a grid.
-ALIGNMENT_DEFAULTS: dict[str, Any] = {
-    "kind": "alignment",
-    "density": 0.1,  # fraction of the other columns' h_{t-1} each column reads
-    "columns": 20,  # columnar LSTM columns
-    "init_scale": 0.5,  # weights ~ U(-init_scale, init_scale)
-    "inputs": 50,  # Bernoulli(0.5) inputs per step
-    "steps": 50,  # length of each stream
-    "paper_steps": 50,
-    # estimators by registry name, tbptt_T for truncation T (rtrl.gradients.ESTIMATORS)
-    "estimators": "full_rtrl,columnar_rtrl,snap1,uoro,tbptt_1,tbptt_2,tbptt_5,tbptt_10",
-    "meta": False,  # learn the head online inside the stream (meta-gradients)
-    "meta_step_size": 0.1,
-    "seed": 0,
-}
 _PRESETS["gradient-alignment"] = (
     "gradient alignment of estimators on coupled columnar LSTMs (--set density=...)",
     dict(ALIGNMENT_DEFAULTS),
@@ -409,25 +307,6 @@ _PRESETS["gradient-alignment-meta"] = (
 # The eLSTM's step size 1e-2 and forget bias 3 were the best of {3e-3, 1e-2} x {0, 1, 3} for a
 # 128-unit eLSTM at L = 20 after 640k sequences (per-sequence accuracy 0.54 against 0.39 with
 # 3e-3 and the reference's initialisation).
-COPY_DEFAULTS: dict[str, Any] = {
-    "kind": "copy",
-    "max_length": 50,  # L: patterns of 1..L bits
-    "cell": "elstm",
-    "units": 128,
-    "forget_bias": 3.0,  # eLSTM: added to the forget gate's initial bias (0: the reference's)
-    "max_timescale": 0.0,  # eLSTM: forget biases spread over timescales 2..T (0: off)
-    "estimator": "columnar_rtrl",  # an online estimator, or bptt (through whole sequences)
-    "truncation": 10,  # T for tbptt: backpropagation within segments of T steps
-    "batch_size": 128,
-    "step_size": 1e-2,
-    "max_grad_norm": 1.0,
-    "adam_eps": 1e-8,
-    "validation_size": 1000,
-    "steps": 640_000,  # training sequences per seed (5,000 updates)
-    "paper_steps": 5_000_000,  # 500 epochs of the reference's 10k sequences
-    "chunk": 12_800,  # sequences between validations (100 updates)
-    "seed": 0,
-}
 _PRESETS["copy-elstm-rtrl"] = (
     "copy task, L = 50: eLSTM 128, exact RTRL, one update per batch of sequences",
     dict(COPY_DEFAULTS),

@@ -39,9 +39,10 @@ def shown(summary: Summary, key: str) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Kind:
     name: str
+    defaults: dict[str, Any]  # every key of the kind's configurations, with its default value
     # (config, seeds, out, games, progress, stop_after) -> summary: run or resume into out
     run: Callable[..., Summary]
     # (config, summary) -> the figures studies compare: status, final, final_stderr and the

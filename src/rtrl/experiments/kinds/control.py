@@ -4,8 +4,64 @@ higher is better."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rtrl.experiments.kinds import Kind, figure, refuse_games, shown
+
+# The keys, types and default values of a control configuration: every preset of this kind
+# is these with its own values (rtrl.experiments.presets), and --set may change any of them.
+DEFAULTS: dict[str, Any] = {
+    "kind": "control",
+    "learner": "ppo",  # ppo | impala | actor_critic
+    "env": "halfcheetah-p",  # see rtrl.envs.registry.control_env_names()
+    "mujoco_backend": "spring",  # Brax backend: spring | positional | generalized | mjx
+    "memory_length": 5,  # gymnax:MemoryChain-bsuite only: steps between the cue and the query
+    "normalize_obs": True,
+    "scale_reward": True,
+    "cell": "linear_rtu",
+    "units": 192,
+    "forget_bias": 0.0,  # eLSTM: added to the forget gate's initial bias (0: the reference's)
+    "max_timescale": 0.0,  # eLSTM: forget biases spread over timescales 2..T (0: off)
+    "estimator": "columnar_rtrl",  # an online estimator, or bptt (recurrent PPO baseline)
+    "previous_reward": False,  # the agent also reads the last reward, clipped to [-1, 1]
+    "gamma": 0.99,
+    "bootstrap_truncation": True,  # False: a time limit ends episodes like a terminal state
+    # PPO (rtrl.learners.ppo.PPOConfig)
+    "gae_lambda": 0.95,
+    "rollout_length": 2048,
+    "num_envs": 1,
+    "epochs": 4,
+    "minibatches": 32,
+    "clip": 0.2,
+    "value_clip": 0.2,
+    "value_coef": 0.5,
+    "entropy_coef": 0.0,
+    "max_grad_norm": 0.5,
+    "step_size": 1e-4,  # PPO: Adam's; actor-critic: the actor's and the critic's Adam
+    "adam_eps": 1e-5,
+    "normalize_advantages": True,
+    "hidden": 64,
+    "traces": "stale",  # RTRL trunks: stale | fresh
+    "sequence_length": 64,  # BPTT trunks
+    # IMPALA-style V-trace (rtrl.learners.impala.ImpalaConfig)
+    "segment_length": 50,
+    "baseline_coef": 0.5,
+    "rho_bar": 1.0,
+    "c_bar": 1.0,
+    "reward_clip": 1.0,  # rewards enter the loss clipped to [-c, c] (0: unclipped)
+    "behaviour_lag": 0,  # updates the actors' parameters trail the learner's
+    "rmsprop_eps": 0.01,
+    "torso": "resnet",  # image observations: IMPALA's residual network, or nature
+    # real-time actor-critic
+    "lambda": 0.9,
+    "shared_trunk": True,
+    "steps": 500_000,
+    "paper_steps": 5_000_000,
+    "chunk": 20_480,  # environment steps per compiled call (whole PPO iterations)
+    "bin_size": 5_000,  # actor-critic: steps per point of the curve (PPO: one per iteration)
+    "final_fraction": 0.1,  # the last 10% of the curve is the final return
+    "seed": 0,
+}
 
 
 def run(config, seeds: int, out: Path, games=None, progress=True, stop_after=None):
@@ -53,7 +109,7 @@ def plot_best(best, out: Path, column) -> None:
 
 
 KIND = Kind(
-    name="control", run=run, scores=scores, headline=headline, plot=plot,
+    defaults=DEFAULTS, name="control", run=run, scores=scores, headline=headline, plot=plot,
     figure_name=lambda config, games: "final return", figure_slug="return", program=program,
     plot_best=plot_best,
 )  # fmt: skip

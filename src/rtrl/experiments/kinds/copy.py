@@ -4,8 +4,31 @@ of validation sequences recalled whole, higher is better, and the recalled lengt
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rtrl.experiments.kinds import Kind, figure, refuse_games, shown
+
+# The keys, types and default values of a copy configuration: every preset of this kind
+# is these with its own values (rtrl.experiments.presets), and --set may change any of them.
+DEFAULTS: dict[str, Any] = {
+    "kind": "copy",
+    "max_length": 50,  # L: patterns of 1..L bits
+    "cell": "elstm",
+    "units": 128,
+    "forget_bias": 3.0,  # eLSTM: added to the forget gate's initial bias (0: the reference's)
+    "max_timescale": 0.0,  # eLSTM: forget biases spread over timescales 2..T (0: off)
+    "estimator": "columnar_rtrl",  # an online estimator, or bptt (through whole sequences)
+    "truncation": 10,  # T for tbptt: backpropagation within segments of T steps
+    "batch_size": 128,
+    "step_size": 1e-2,
+    "max_grad_norm": 1.0,
+    "adam_eps": 1e-8,
+    "validation_size": 1000,
+    "steps": 640_000,  # training sequences per seed (5,000 updates)
+    "paper_steps": 5_000_000,  # 500 epochs of the reference's 10k sequences
+    "chunk": 12_800,  # sequences between validations (100 updates)
+    "seed": 0,
+}
 
 
 def run(config, seeds: int, out: Path, games=None, progress=True, stop_after=None):
@@ -51,7 +74,7 @@ def plot_best(best, out: Path, column) -> None:
 
 
 KIND = Kind(
-    name="copy", run=run, scores=scores, headline=headline, plot=plot,
+    defaults=DEFAULTS, name="copy", run=run, scores=scores, headline=headline, plot=plot,
     figure_name=lambda config, games: "sequences recalled", second_figure="recalled_length",
     figure_slug="accuracy", unit="sequences", program=program, plot_best=plot_best,
 )  # fmt: skip

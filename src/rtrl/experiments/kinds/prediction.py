@@ -8,6 +8,49 @@ from typing import Any
 
 from rtrl.experiments.kinds import Kind, figure, shown
 
+# The keys, types and default values of a prediction configuration: every preset of this kind
+# is these with its own values (rtrl.experiments.presets), and --set may change any of them.
+DEFAULTS: dict[str, Any] = {
+    "kind": "prediction",
+    "stream": "trace_patterning",  # see rtrl.envs.registry.STREAMS
+    "isi": 10,  # mean inter-stimulus interval of the stream
+    "num_distractors": 10,  # Rafiee presets only
+    # Atari prediction (stream "atari") only; the animal-learning streams fix their own discount.
+    "game": "Pong",
+    "frame_size": 16,  # screens resized to frame_size x frame_size
+    "resize": "area",  # area | bilinear (the CCN reference's cv::resize); see rtrl.envs.atari
+    "gamma": 0.98,
+    "reset_at_episode_start": False,  # reset the recurrent state when an episode starts
+    "cell": "columnar_lstm",
+    "units": 8,
+    "estimator": "columnar_rtrl",  # columnar_rtrl | snap1 | uoro | full_rtrl | tbptt | staged_rtrl
+    "truncation": 8,  # T for tbptt
+    # staged_rtrl only (rtrl.networks.staged): `units` features of `cell` columns, grown
+    # `stage_size` at a time (0: all in one stage), a new stage every `stage_steps` steps
+    # (0: the run's steps split evenly among the stages).
+    "stage_size": 0,
+    "stage_steps": 0,
+    # Running-statistics normalisation (rtrl.networks.normalize), as an effective window in
+    # steps (rate 1 - 1/window; 0 = off): of each stage's inputs (staged_rtrl only) and of the
+    # features the head reads, with this floor on the variance.
+    "input_norm_window": 0,
+    "feature_norm_window": 0,
+    "norm_floor": 1e-3,
+    # Divide the head weights' step by the features in use (needs feature_norm_window > 0), and
+    # the bias's step too (the CCN reference's rule; false gives the bias the full step).
+    "head_step_per_feature": False,
+    "bias_step_per_feature": True,
+    "optimizer": "rmsprop_on_update",  # sgd | adam | rmsprop_on_update
+    "step_size": 1e-3,
+    "lambda": 0.9,
+    "steps": 200_000,
+    "paper_steps": 5_000_000,  # the long budget that `rtrl run --paper` selects
+    "chunk": 10_000,  # steps per compiled scan (and per checkpoint)
+    "bin_size": 10_000,  # steps per point of the learning curve
+    "final_window": 100_000,  # steps at the end scored as the final error
+    "seed": 0,
+}
+
 
 def _is_atari(config: dict[str, Any]) -> bool:
     return config["stream"] == "atari"
@@ -87,7 +130,7 @@ def plot_best(best, out: Path, column) -> None:
 
 
 KIND = Kind(
-    name="prediction", run=run, scores=scores, headline=headline, plot=plot,
+    defaults=DEFAULTS, name="prediction", run=run, scores=scores, headline=headline, plot=plot,
     figure_name=figure_name, higher_is_better=False, figure_slug="error", program=program,
     multiply_adds=multiply_adds, plot_best=plot_best, takes_games=_is_atari,
     groupable=lambda config: not _is_atari(config),
