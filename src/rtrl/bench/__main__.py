@@ -5,10 +5,20 @@ from __future__ import annotations
 
 import argparse
 
-from rtrl.bench import atari, cells, control, estimators, gpu, loop, peers, profile, r2ac
+from rtrl.bench import (
+    atari_suite,
+    cells_suite,
+    control_suite,
+    estimators,
+    gpu,
+    loop_suite,
+    peers,
+    profile,
+    r2ac,
+)
 
-SUITES = {"cells": cells, "estimators": estimators, "loop": loop, "peers": peers,
-          "profile": profile, "atari": atari, "control": control, "r2ac": r2ac,
+SUITES = {"cells": cells_suite, "estimators": estimators, "loop": loop_suite, "peers": peers,
+          "profile": profile, "atari": atari_suite, "control": control_suite, "r2ac": r2ac,
           "gpu": gpu}  # fmt: skip
 
 
