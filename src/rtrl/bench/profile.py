@@ -22,7 +22,7 @@ from rtrl import compiled
 from rtrl.bench.timing import time_per_call
 from rtrl.experiments import configuration
 from rtrl.experiments.builders import build_prediction
-from rtrl.experiments.kinds import control, kind_of, prediction
+from rtrl.experiments.kinds import control_kind, kind_of, prediction_kind
 from rtrl.experiments.prediction_runs import compile_chunks
 
 
@@ -130,9 +130,9 @@ def _profile_ppo(args: argparse.Namespace, config: dict) -> list[dict]:
 def run(args: argparse.Namespace) -> list[dict]:
     config = configuration.resolve(args.preset, configuration.parse_overrides(args.set))
     kind = kind_of(config)
-    if kind is control.KIND and config["learner"] == "ppo":
+    if kind is control_kind.KIND and config["learner"] == "ppo":
         return _profile_ppo(args, config)
-    if kind is not prediction.KIND:
+    if kind is not prediction_kind.KIND:
         raise SystemExit(f"profile: {args.preset} is neither a prediction nor a PPO preset")
     stream, learner = build_prediction(config)
     init, run_chunk = compile_chunks(stream, learner, args.chunk)

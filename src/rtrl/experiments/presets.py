@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rtrl.experiments.kinds.alignment import DEFAULTS as ALIGNMENT_DEFAULTS
-from rtrl.experiments.kinds.control import DEFAULTS as CONTROL_DEFAULTS
-from rtrl.experiments.kinds.copy import DEFAULTS as COPY_DEFAULTS
-from rtrl.experiments.kinds.prediction import DEFAULTS as PREDICTION_DEFAULTS
+from rtrl.experiments.kinds.alignment_kind import DEFAULTS as ALIGNMENT_DEFAULTS
+from rtrl.experiments.kinds.control_kind import DEFAULTS as CONTROL_DEFAULTS
+from rtrl.experiments.kinds.copy_kind import DEFAULTS as COPY_DEFAULTS
+from rtrl.experiments.kinds.prediction_kind import DEFAULTS as PREDICTION_DEFAULTS
 
 _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {}
 

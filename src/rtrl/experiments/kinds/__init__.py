@@ -3,7 +3,8 @@ gradient-alignment experiment, in one place per kind.
 
 A configuration's ``kind`` names its ``Kind``; the engine, the studies, the command line and
 the benchmarks ask the kind (``kind_of(config)``) instead of comparing the name. A new kind of
-experiment is one module in this package that builds a ``Kind`` and one line in ``KINDS``.
+experiment is one module in this package, ``NAME_kind.py``, holding its ``DEFAULTS`` and the
+``KIND`` it builds, and one line in ``_kinds``; its presets go in ``rtrl.experiments.presets``.
 A kind's module imports its machinery lazily, so looking a kind up costs nothing.
 """
 
@@ -69,9 +70,10 @@ class Kind:
 
 
 def _kinds() -> dict[str, Kind]:
-    from rtrl.experiments.kinds import alignment, control, copy, prediction
+    from rtrl.experiments.kinds import alignment_kind, control_kind, copy_kind, prediction_kind
 
-    return {k.name: k for k in (prediction.KIND, control.KIND, copy.KIND, alignment.KIND)}
+    kinds = (prediction_kind, control_kind, copy_kind, alignment_kind)
+    return {module.KIND.name: module.KIND for module in kinds}
 
 
 KINDS: dict[str, Kind] = _kinds()
