@@ -1,4 +1,4 @@
-"""Online regression: determinism for a seed, and that it learns a memory task."""
+"""Online regression (rtrl.learners.regression): the same numbers for a seed; it learns a memory."""
 
 import jax
 import jax.numpy as jnp
