@@ -158,12 +158,12 @@ def test_out_naming_a_file_is_refused(capsys, tmp_path):
 
 @pytest.mark.slow
 def test_interrupted_run_says_where_it_stopped_and_resumes(capsys, tmp_path, monkeypatch):
-    from rtrl.experiments import runner
+    from rtrl.experiments import prediction_runs
 
     args = ["run", "tp-columnar-lstm", "--seeds", "2", "--out", str(tmp_path / "run")]
     for key, value in SMALL.items():
         args += ["--set", f"{key}={value}"]
-    real_program = runner.prediction_program
+    real_program = prediction_runs.prediction_program
 
     def interrupted_program(*a):  # Ctrl-C during the third chunk
         program = real_program(*a)
@@ -175,12 +175,12 @@ def test_interrupted_run_says_where_it_stopped_and_resumes(capsys, tmp_path, mon
 
         return program._replace(run_chunk=run_chunk)
 
-    monkeypatch.setattr(runner, "prediction_program", interrupted_program)
+    monkeypatch.setattr(prediction_runs, "prediction_program", interrupted_program)
     assert cli.main(args) == 130
     err = capsys.readouterr().err
     assert "interrupted after step 4000 of 8000; run the same command again to resume" in err
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "interrupted"
-    monkeypatch.setattr(runner, "prediction_program", real_program)
+    monkeypatch.setattr(prediction_runs, "prediction_program", real_program)
     assert cli.main(args) == 0
     whole = run_prediction(small_config(), seeds=2, out=tmp_path / "whole", progress=False)
     assert json.loads((tmp_path / "run" / "summary.json").read_text()) == whole
