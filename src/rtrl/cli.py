@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # between the loop's own handling and ours
         print(f"rtrl {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (rtrl list | head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (KeyError, ValueError, FileNotFoundError, RuntimeError, ImportError) as error:
         from rtrl.experiments.run_loop import RunInterrupted
 
