@@ -389,6 +389,8 @@ def test_sweep_over_games_scores_the_normalised_aggregate(data_dir, tmp_path):
 def test_cli_errors_for_games(data_dir, capsys, tmp_path):
     assert cli.main(["run", "atari-ccn", "--games", "Pongg", "--out", str(tmp_path)]) == 2
     assert "unknown game(s) Pongg" in capsys.readouterr().err
+    assert cli.main(["data", "prepare", "--games", "Pongg"]) == 2
+    assert "unknown game(s) Pongg" in capsys.readouterr().err
     assert cli.main(["run", "tp-columnar-lstm", "--games", "Pong"]) == 2
     assert "--games is for Atari presets" in capsys.readouterr().err
     args = ["run", "atari-ccn", "--games", "Breakout", "--out", str(tmp_path / "b")]

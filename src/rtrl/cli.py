@@ -244,7 +244,7 @@ def _data_command(args) -> int:
         return 1 if bad or not report else 0
     import time
 
-    for game in atari.parseconfiguration.games(args.games):
+    for game in atari.parse_games(args.games):
         started = time.perf_counter()
         recording = atari.load_recording(
             game, frame_size=args.frame_size, progress=True, resize=args.resize
