@@ -87,7 +87,7 @@ def _readout_is_blockwise(cell: Cell) -> bool:
 @functools.lru_cache(maxsize=None)
 def _column_readout_is_blockwise(column: str, features: int, options: tuple) -> bool:
     """``_readout_is_blockwise`` of a named cell, remembered: planning a study builds the same
-    columns many times, and the check runs the cell eagerly."""
+    columns many times, and each check compiles the cell's readout."""
     return _readout_is_blockwise(make_cell(column, features, **dict(options)))
 
 

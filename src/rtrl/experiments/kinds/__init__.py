@@ -28,6 +28,13 @@ def refuse_games(games, kind: str) -> None:
         raise ValueError(f"--games is for Atari prediction presets, not {kind} presets")
 
 
+def plot_best_in_one_figure(best: list[tuple[Config, Path]], out: Path, column) -> None:
+    """The best runs' curves together in ``best.png``, on a log scale."""
+    from rtrl.experiments.plots import plot_runs
+
+    plot_runs([run_dir for _, run_dir in best], out / "best.png", log_scale=True)
+
+
 def figure(summary: Summary, key: str) -> float:
     """A figure of a summary; NaN where it has none (strict JSON writes NaN as null)."""
     value = summary.get(key)
@@ -63,7 +70,7 @@ class Kind:
     program: Callable[[Config, int], Any] | None = None
     # config -> multiply-adds per step, where the kind counts them
     multiply_adds: Callable[[Config], int] | None = None
-    # (best run dirs by figure file name, out, column) -> draws the study's best curves
+    # ([(config, run dir) of each method's best run], study dir, column) -> draws their curves
     plot_best: Callable[[list[tuple[Config, Path]], Path, str | None], None] | None = None
     takes_games: Callable[[Config], bool] = _nothing  # runs over several Atari games
     groupable: Callable[[Config], bool] = _nothing  # step sizes may run as one program

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rtrl.experiments.kinds import Kind, figure, refuse_games, shown
+from rtrl.experiments.kinds import Kind, figure, plot_best_in_one_figure, refuse_games, shown
 
 # The keys, types and default values of a copy configuration: every preset of this kind
 # is these with its own values (rtrl.experiments.presets), and --set may change any of them.
@@ -67,14 +67,8 @@ def program(config, seeds: int):
     return copy_program(config, seeds)
 
 
-def plot_best(best, out: Path, column) -> None:
-    from rtrl.experiments.plots import plot_runs
-
-    plot_runs([run_dir for _, run_dir in best], out / "best.png", log_scale=True)
-
-
 KIND = Kind(
     defaults=DEFAULTS, name="copy", run=run, scores=scores, headline=headline, plot=plot,
     figure_name=lambda config, games: "sequences recalled", second_figure="recalled_length",
-    figure_slug="accuracy", unit="sequences", program=program, plot_best=plot_best,
+    figure_slug="accuracy", unit="sequences", program=program, plot_best=plot_best_in_one_figure,
 )  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rtrl.experiments.kinds import Kind, figure, shown
+from rtrl.experiments.kinds import Kind, figure, plot_best_in_one_figure, shown
 
 # The keys, types and default values of a prediction configuration: every preset of this kind
 # is these with its own values (rtrl.experiments.presets), and --set may change any of them.
@@ -123,15 +123,9 @@ def multiply_adds(config) -> int:
     return count(config)
 
 
-def plot_best(best, out: Path, column) -> None:
-    from rtrl.experiments.plots import plot_runs
-
-    plot_runs([run_dir for _, run_dir in best], out / "best.png", log_scale=True)
-
-
 KIND = Kind(
     defaults=DEFAULTS, name="prediction", run=run, scores=scores, headline=headline, plot=plot,
     figure_name=figure_name, higher_is_better=False, figure_slug="error", program=program,
-    multiply_adds=multiply_adds, plot_best=plot_best, takes_games=_is_atari,
+    multiply_adds=multiply_adds, plot_best=plot_best_in_one_figure, takes_games=_is_atari,
     groupable=lambda config: not _is_atari(config),
 )  # fmt: skip
