@@ -16,15 +16,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rtrl.experiments.presets import _PRESETS
+from rtrl.experiments.presets import PRESETS
 
 
 def preset_names() -> list[str]:
-    return sorted(_PRESETS)
+    return sorted(PRESETS)
 
 
 def describe(name: str) -> str:
-    return _PRESETS[name][0]
+    return PRESETS[name][0]
 
 
 # Earlier spellings of a key, rejected with the current one.
@@ -93,9 +93,9 @@ def resolve(name: str, overrides: dict[str, str] | None = None, paper: bool = Fa
     """The preset's configuration with ``--set`` overrides applied (strings converted to the
     type of the default, and range-checked); unknown presets and keys get errors that list the
     valid ones. ``paper``: the budget is the preset's long one, ``paper_steps`` (``--paper``)."""
-    if name not in _PRESETS:
+    if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; valid presets: {', '.join(preset_names())}")
-    config = dict(_PRESETS[name][1])
+    config = dict(PRESETS[name][1])
     for key, text in (overrides or {}).items():
         if key in RENAMED_KEYS and key not in config:
             new = RENAMED_KEYS[key]

@@ -16,13 +16,13 @@ from rtrl.experiments.kinds.control_kind import DEFAULTS as CONTROL_DEFAULTS
 from rtrl.experiments.kinds.copy_kind import DEFAULTS as COPY_DEFAULTS
 from rtrl.experiments.kinds.prediction_kind import DEFAULTS as PREDICTION_DEFAULTS
 
-_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {}
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {}
 
 
 def _preset(name: str, description: str, **overrides: Any) -> None:
     unknown = set(overrides) - set(PREDICTION_DEFAULTS)
     assert not unknown, f"preset {name} sets unknown keys {unknown}"
-    _PRESETS[name] = (description, {**PREDICTION_DEFAULTS, **overrides})
+    PRESETS[name] = (description, {**PREDICTION_DEFAULTS, **overrides})
 
 
 # Trace conditioning and trace patterning (Rafiee et al. 2022), one preset per architecture:
@@ -159,7 +159,7 @@ _preset("atari-elstm", "Atari prediction: eLSTM (20 units), exact RTRL",
 def _control_preset(name: str, description: str, **overrides: Any) -> None:
     unknown = set(overrides) - set(CONTROL_DEFAULTS)
     assert not unknown, f"preset {name} sets unknown keys {unknown}"
-    _PRESETS[name] = (description, {**CONTROL_DEFAULTS, **overrides})
+    PRESETS[name] = (description, {**CONTROL_DEFAULTS, **overrides})
 
 
 # Trunks with a matched recurrent-parameter budget of about 24k (64 inputs from the encoder).
@@ -290,11 +290,11 @@ _control_preset("memory-ac-rtu",
 # The gradient-alignment test-bed (Javed et al. 2021; rtrl.experiments.gradient_alignment): one
 # run is one coupling density, its seeds are independent problems; the study of that name runs
 # the densities as a grid.
-_PRESETS["gradient-alignment"] = (
+PRESETS["gradient-alignment"] = (
     "gradient alignment of estimators on coupled columnar LSTMs (--set density=...)",
     dict(ALIGNMENT_DEFAULTS),
 )
-_PRESETS["gradient-alignment-meta"] = (
+PRESETS["gradient-alignment-meta"] = (
     "gradient alignment through online head updates (meta-gradients; --set density=...)",
     {**ALIGNMENT_DEFAULTS, "meta": True},
 )
@@ -307,22 +307,22 @@ _PRESETS["gradient-alignment-meta"] = (
 # The eLSTM's step size 1e-2 and forget bias 3 were the best of {3e-3, 1e-2} x {0, 1, 3} for a
 # 128-unit eLSTM at L = 20 after 640k sequences (per-sequence accuracy 0.54 against 0.39 with
 # 3e-3 and the reference's initialisation).
-_PRESETS["copy-elstm-rtrl"] = (
+PRESETS["copy-elstm-rtrl"] = (
     "copy task, L = 50: eLSTM 128, exact RTRL, one update per batch of sequences",
     dict(COPY_DEFAULTS),
 )
-_PRESETS["copy-elstm-bptt"] = (
+PRESETS["copy-elstm-bptt"] = (
     "copy task, L = 50: eLSTM 128, backpropagation through whole sequences (RTRL's gradient, "
     "offline)",
     {**COPY_DEFAULTS, "estimator": "bptt"},
 )
 _COPY_LSTM = {**COPY_DEFAULTS, "cell": "dense_lstm", "forget_bias": 0.0, "step_size": 1e-3}
-_PRESETS["copy-lstm-tbptt"] = (
+PRESETS["copy-lstm-tbptt"] = (
     "copy task, L = 50: LSTM 128, batch truncated BPTT (the state detached every T = 10 "
     "steps; --set truncation=...)",
     {**_COPY_LSTM, "estimator": "tbptt"},
 )
-_PRESETS["copy-lstm-bptt"] = (
+PRESETS["copy-lstm-bptt"] = (
     "copy task, L = 50: LSTM 128, backpropagation through whole sequences (offline baseline)",
     {**_COPY_LSTM, "estimator": "bptt"},
 )
