@@ -45,6 +45,8 @@ CELL_FACTORIES = {
     "nonlinear_rtu_relu": lambda: cells.nonlinear_rtu(4, "relu"),
     "online_lru": lambda: cells.online_lru(4, outputs=3),
     "online_lru_no_skip": lambda: cells.online_lru(4, skip=False, r_min=0.8),
+    "online_lru_tanh_readout": lambda: cells.online_lru(4, outputs=3, nonlinearity="tanh"),
+    "nonlinear_lru_tanh": lambda: cells.nonlinear_lru(4, outputs=3),
     "elementwise_rnn": lambda: cells.elementwise_rnn(4),
     "elementwise_rnn_relu": lambda: cells.elementwise_rnn(4, "relu", recurrent_range=0.9),
 }

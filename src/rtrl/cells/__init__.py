@@ -14,7 +14,7 @@ from rtrl.cells.coupled import coupled_columns
 from rtrl.cells.dense import dense_gru, dense_lstm, dense_rnn
 from rtrl.cells.elstm import elstm
 from rtrl.cells.feedforward import FEEDFORWARD, feedforward
-from rtrl.cells.lru import online_lru
+from rtrl.cells.lru import nonlinear_lru, online_lru
 from rtrl.cells.lstm import columnar_lstm
 from rtrl.cells.rnn import elementwise_rnn
 from rtrl.cells.rtu import linear_rtu, nonlinear_rtu, rtu
@@ -26,6 +26,7 @@ CELLS = {
     "linear_rtu": linear_rtu,
     "nonlinear_rtu": nonlinear_rtu,
     "online_lru": online_lru,
+    "nonlinear_lru": nonlinear_lru,
     "elementwise_rnn": elementwise_rnn,
     "dense_rnn": dense_rnn,
     "dense_gru": dense_gru,
@@ -59,6 +60,7 @@ __all__ = [
     "is_elementwise",
     "linear_rtu",
     "make_cell",
+    "nonlinear_lru",
     "nonlinear_rtu",
     "online_lru",
     "recurrent_params",

@@ -3,7 +3,12 @@
 Per unit lambda = exp(-exp(nu_log) + i exp(theta_log)), normalisation gamma = exp(gamma_log)::
 
     h_t = lambda * h_{t-1} + gamma * (B x_t)       (complex, diagonal)
-    y_t = Re(C h_t) + D x_t                        (readout, outside the recurrence)
+    y_t = f(Re(C h_t) + D x_t)                     (readout, outside the recurrence)
+
+f is the identity in the paper's LRU. The RTU paper's ablation also restricts the LRU the ways an
+RTU can be built: f = tanh on the features (as the linear RTU), or f inside the recurrence on the
+real and imaginary parts, h_t = f(lambda * h_{t-1} + gamma * (B x_t)) (``nonlinear_lru``, as the
+nonlinear RTU), read out by Re(C h_t) + D x_t.
 
 Stored in real form: h = h_re + i h_im, B = B_re + i B_im, C = C_re + i C_im, so
 Re(C h) = C_re h_re - C_im h_im.
@@ -16,7 +21,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from rtrl.cells.base import Cell, contract, stream_axes_of, unit_form_cell
+from rtrl.cells.base import Cell, activation, contract, stream_axes_of, unit_form_cell
 from rtrl.cells.diagonal import modulus_and_phase, ring_init
 
 
@@ -28,14 +33,18 @@ def online_lru(
     r_max: float = 1.0,
     max_phase: float = 2 * math.pi,
     skip: bool = True,
+    nonlinearity: str = "identity",
+    nonlinear: bool = False,
 ) -> Cell:
     """Online LRU with ``units`` complex units and ``outputs`` real features (default: units).
+    ``nonlinearity`` is f: applied to the readout, or inside the recurrence when ``nonlinear``.
 
     Initialisation: ring init of lambda on r_min <= |lambda| <= r_max;
     gamma_log = log sqrt(1 - |lambda|^2); B_re, B_im ~ N(0, 1/(2d)); C_re, C_im ~ N(0, 1/(2 units));
     D ~ N(0, 1/d), left out of the parameters when ``skip`` is off.
     """
     outputs = units if outputs is None else outputs
+    f = activation(nonlinearity)
 
     def init(key: jax.Array, num_inputs: int):
         k_ring, kb_re, kb_im, kc_re, kc_im, kd = jax.random.split(key, 6)
@@ -66,10 +75,11 @@ def online_lru(
         r, theta = modulus_and_phase(p["nu_log"], p["theta_log"])
         lam_re, lam_im = r * jnp.cos(theta), r * jnp.sin(theta)
         gamma = jnp.exp(p["gamma_log"])
-        return {
-            "h_re": lam_re * s["h_re"] - lam_im * s["h_im"] + gamma * u["B_re"],
-            "h_im": lam_re * s["h_im"] + lam_im * s["h_re"] + gamma * u["B_im"],
-        }
+        h_re = lam_re * s["h_re"] - lam_im * s["h_im"] + gamma * u["B_re"]
+        h_im = lam_re * s["h_im"] + lam_im * s["h_re"] + gamma * u["B_im"]
+        if nonlinear:
+            h_re, h_im = f(h_re), f(h_im)
+        return {"h_re": h_re, "h_im": h_im}
 
     def readout(readout_params, state, x):
         b = stream_axes_of(x)
@@ -78,10 +88,14 @@ def online_lru(
         )
         if "D" in readout_params:
             y = y + contract(readout_params["D"], x, b)
-        return y
+        return y if nonlinear else f(y)
 
+    if nonlinear:
+        name = f"nonlinear_lru[{nonlinearity}]"
+    else:
+        name = "online_lru" + ("" if nonlinearity == "identity" else f"[{nonlinearity}]")
     return unit_form_cell(
-        name="online_lru",
+        name=name,
         units=units,
         num_features=outputs,
         init=init,
@@ -92,3 +106,8 @@ def online_lru(
         # Measured (python -m rtrl.bench cells): vmapped streams run this cell faster on CPU.
         streams_last_fast=False,
     )
+
+
+def nonlinear_lru(units: int, nonlinearity: str = "tanh", **options) -> Cell:
+    """The online LRU with ``nonlinearity`` inside the recurrence (the RTU paper's ablation)."""
+    return online_lru(units, nonlinearity=nonlinearity, nonlinear=True, **options)

@@ -57,9 +57,13 @@ def staged_network_of(config: dict[str, Any]):
     )  # fmt: skip
 
 
+# The cells whose f a configuration's ``nonlinearity`` chooses.
+TAKES_NONLINEARITY = ("linear_rtu", "nonlinear_rtu", "online_lru", "nonlinear_lru")
+
+
 def cell_of(config: dict[str, Any]):
     """The configuration's cell; ``forget_bias`` and ``max_timescale`` (where the kind has
-    them) are the eLSTM's initialisation."""
+    them) are the eLSTM's initialisation, ``nonlinearity`` the RTU's or LRU's f."""
     if config["cell"] == FEEDFORWARD:
         raise ValueError("cell=feedforward has no recurrent state: it is the trunk of the PPO and "
                          "IMPALA presets only; choose a recurrent cell here")  # fmt: skip
@@ -69,6 +73,11 @@ def cell_of(config: dict[str, Any]):
             if config["cell"] != "elstm":
                 raise ValueError(f"{key} applies to the eLSTM only (cell=elstm, or {key}=0)")
             options[key] = config[key]
+    if config.get("nonlinearity"):
+        if config["cell"] not in TAKES_NONLINEARITY:
+            raise ValueError(f"nonlinearity applies to {', '.join(TAKES_NONLINEARITY)} (or set "
+                             "nonlinearity= for the cell's own)")  # fmt: skip
+        options["nonlinearity"] = config["nonlinearity"]
     return make_cell(config["cell"], config["units"], **options)
 
 

@@ -18,6 +18,8 @@ largest); earlier in the run it is lower.
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
 import jax
@@ -64,3 +66,59 @@ def multiply_adds(config: dict[str, Any]) -> int:
         state = units * per_unit
         return int(forward + state * state * params)
     return int(3 * forward)  # uoro
+
+
+def network_parameters(config: dict[str, Any]) -> int:
+    """The parameters of the configuration's network (its cell, readout included; not the
+    head), the x-axis of comparisons at equal parameters."""
+    cell = build_estimator(config).cell
+    return _size(_shapes(cell, observation_count(config)))
+
+
+MEASURES = {"compute": multiply_adds, "parameters": network_parameters}
+# Keys that never change a network's size or cost: set to their defaults in the memo's key, so
+# that a study's runs over step sizes, intervals and budgets are measured once.
+_NOT_SIZE = {"step_size", "optimizer", "lambda", "steps", "paper_steps", "chunk", "bin_size",
+             "final_window", "seed", "isi", "match_compute", "match_parameters"}  # fmt: skip
+
+
+def _sizing(config: dict[str, Any]) -> str:
+    from rtrl.experiments.kinds.prediction_kind import DEFAULTS
+
+    canonical = {k: DEFAULTS[k] if k in _NOT_SIZE else v for k, v in config.items()}
+    return json.dumps(canonical, sort_keys=True)
+_LARGEST_UNITS = 4096
+
+
+@functools.lru_cache(maxsize=None)
+def _matched_units(frozen: str, measure: str, target: int) -> int:
+    config = json.loads(frozen)
+    count = MEASURES[measure]
+    if count({**config, "units": 1}) > target:
+        raise ValueError(f"{config['cell']} with {config['estimator']} costs more than the "
+                         f"matched {measure} ({target:,}) even with 1 unit; match a larger "
+                         "preset")  # fmt: skip
+    low, high = 1, _LARGEST_UNITS  # the measure grows with the units: bisect for the largest fit
+    while low < high:
+        middle = (low + high + 1) // 2
+        if count({**config, "units": middle}) <= target:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def matched_units(config: dict[str, Any], measure: str, target: int) -> int:
+    """The most units whose ``measure`` (``compute``: multiply-adds per step; ``parameters``:
+    the network's parameters) stays within ``target``."""
+    return _matched_units(_sizing(config), measure, target)
+
+
+def measure_of(config: dict[str, Any], measure: str) -> int:
+    """``compute`` or ``parameters`` of a configuration, remembered (studies ask often)."""
+    return _measure(_sizing(config), measure)
+
+
+@functools.lru_cache(maxsize=None)
+def _measure(frozen: str, measure: str) -> int:
+    return MEASURES[measure](json.loads(frozen))

@@ -114,7 +114,36 @@ def resolve(name: str, overrides: dict[str, str] | None = None, paper: bool = Fa
         check_value(key, config[key])
     if paper:
         config["steps"] = config["paper_steps"]
+    _match_units(config, overrides or {})
     return config
+
+
+# Keys that size a network like another preset's: key -> what is matched (rtrl.experiments.compute).
+MATCHED = {"match_compute": "compute", "match_parameters": "parameters"}
+
+
+def _match_units(config: dict[str, Any], overrides: dict[str, str]) -> None:
+    """``match_compute=PRESET`` (``match_parameters=PRESET``): the most units whose multiply-adds
+    per step (network parameters) stay within that preset's."""
+    keys = [key for key in MATCHED if config.get(key)]
+    if not keys:
+        return
+    if len(keys) > 1:
+        raise ValueError("set one of match_compute and match_parameters, not both")
+    key = keys[0]
+    if "units" in overrides:
+        raise ValueError(f"{key} chooses the units: leave units unset, or set {key}= (empty)")
+    reference = config[key]
+    if reference not in PRESETS:
+        raise ValueError(f"{key}: unknown preset {reference!r}; rtrl list shows the presets")
+    reference_config = resolve(reference)
+    if reference_config["kind"] != config["kind"] or reference_config.get(key):
+        raise ValueError(f"{key}: {reference} must be a {config['kind']} preset sized by its "
+                         "own units")  # fmt: skip
+    from rtrl.experiments import compute
+
+    target = compute.measure_of(reference_config, MATCHED[key])
+    config["units"] = compute.matched_units(config, MATCHED[key], target)
 
 
 def _convert(key: str, text: str, default: Any) -> Any:

@@ -47,6 +47,30 @@ for _short, _stream in (("tc", "trace_conditioning"), ("tp", "trace_patterning")
     for _slug, (_description, _overrides) in _ARCHITECTURES.items():
         _preset(f"{_short}-{_slug}", f"{_stream}, {_description}", stream=_stream, **_overrides)
 
+# The RTU paper's trace-conditioning studies (Elelimy et al. 2024; rtu-ablation, rtu-resources):
+# every network learns with Adam, so that only the architecture and the gradient differ. The
+# ablation restricts RTU and LRU alike: no nonlinearity, f = tanh on the features, or f inside the
+# recurrence. The resource study runs the LRU and a GRU with T-BPTT (--set truncation=T), sized
+# to the RTU's multiply-adds (--set match_compute=rtu-tc-rtu) or parameters (match_parameters).
+_RTU_TC = {"stream": "trace_conditioning", **_ADAM}
+RTU_TC_NETWORKS = {
+    "linear-rtu": ("linear RTU, no nonlinearity", {"cell": "linear_rtu", "nonlinearity": "identity"}),
+    "lru": ("online LRU as published (no nonlinearity)", {"cell": "online_lru"}),
+    "rtu": ("linear RTU, tanh on the features", {"cell": "linear_rtu", "nonlinearity": "tanh"}),
+    "lru-tanh": ("online LRU, tanh on the features", {"cell": "online_lru", "nonlinearity": "tanh"}),
+    "nonlinear-rtu": ("nonlinear RTU, tanh in the recurrence",
+                      {"cell": "nonlinear_rtu", "nonlinearity": "tanh"}),
+    "nonlinear-lru": ("online LRU with tanh in the recurrence",
+                      {"cell": "nonlinear_lru", "nonlinearity": "tanh"}),
+}  # fmt: skip
+for _slug, (_description, _overrides) in RTU_TC_NETWORKS.items():
+    _preset(f"rtu-tc-{_slug}", f"RTU paper, trace conditioning: {_description} (8 units), exact "
+            "RTRL", **_RTU_TC, **_overrides)  # fmt: skip
+_preset("rtu-tc-lru-tbptt", "RTU paper, trace conditioning: online LRU (8 units), T-BPTT T=8",
+        **_RTU_TC, cell="online_lru", estimator="tbptt")  # fmt: skip
+_preset("rtu-tc-gru-tbptt", "RTU paper, trace conditioning: dense GRU (8 units), T-BPTT T=8",
+        **_RTU_TC, cell="dense_gru", estimator="tbptt")  # fmt: skip
+
 # The CCN paper's trace-patterning study (Javed et al. 2023): columnar LSTM features grown in
 # stages, against dense LSTMs trained by T-BPTT. RMSProp on delta*e, lambda 0.99, gamma 0.9.
 # The paper's budget (`--paper`): 50M steps for the staged networks, 10M for T-BPTT, 30 seeds;

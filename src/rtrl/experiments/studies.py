@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,11 @@ class Grid:
 
     presets: tuple[str, ...]
     values: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # A figure panel the grid's runs are drawn in (studies with panels: one subplot and one
+    # table per panel), and the panel's x-axis: a key of the grid's values, or a figure of the
+    # study's rows (``parameters``, ``multiply_adds``); empty: the study's column.
+    panel: str = ""
+    column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,16 @@ class Study:
     # Further keys with a table each (methods by their values), over the runs that set them.
     more_columns: tuple[str, ...] = ()
     # curves | compute | column | success (MemoryChain: success rate against the column) |
-    # alignment
+    # alignment | panels (the grids' panels side by side: STUDY.png)
     figures: tuple[str, ...] = ("curves",)
+
+    def panels(self, paper: bool = False) -> dict[str, str]:
+        """The study's panels in order, each with its x-axis."""
+        panels: dict[str, str] = {}
+        for grid in self.paper_grids if paper else self.grids:
+            if grid.panel and (grid.column or grid.panel not in panels):
+                panels[grid.panel] = grid.column or self.column
+        return panels
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,7 @@ class PlannedRun:
     preset: str
     settings: dict[str, str]
     task: Task
+    panels: tuple[str, ...] = ()  # the figure panels the run is drawn in
 
     @property
     def config(self) -> dict[str, Any]:
@@ -94,17 +108,23 @@ def plan(study: Study, paper: bool = False, seeds: int | None = None,
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
     games = tuple(games or (study.paper_games if paper else study.games))
     base = {**({} if paper else study.budget), **(overrides or {})}
-    runs = []
+    runs: dict[str, PlannedRun] = {}
     for grid in study.paper_grids if paper else study.grids:
         keys = list(grid.values)
+        panels = (grid.panel,) if grid.panel else ()
         for preset in grid.presets:
             for combination in itertools.product(*grid.values.values()):
                 settings = dict(zip(keys, combination))
+                directory = run_directory(preset, settings)
+                if directory in runs:  # a run that two panels share runs once
+                    planned = runs[directory]
+                    runs[directory] = replace(planned, panels=planned.panels + panels)
+                    continue
                 config = configuration.resolve(preset, {**base, **settings}, paper=paper)
                 configuration.check_games(config, preset, games)
-                task = Task(config, seeds, run_directory(preset, settings), games)
-                runs.append(PlannedRun(preset, settings, task))
-    return runs
+                task = Task(config, seeds, directory, games)
+                runs[directory] = PlannedRun(preset, settings, task, panels)
+    return list(runs.values())
 
 
 def run_study(study: Study, out: Path, executor: Executor, paper: bool = False,
@@ -157,10 +177,11 @@ def run_study(study: Study, out: Path, executor: Executor, paper: bool = False,
 
 def _row(run: PlannedRun, summary: dict[str, Any], seconds: float | None) -> dict[str, Any]:
     config = run.config
-    count = kind_of(config).multiply_adds
-    macs = count(config) if count else ""
+    kind = kind_of(config)
+    macs = kind.multiply_adds(config) if kind.multiply_adds else ""
+    parameters = {"parameters": kind.parameters(config)} if kind.parameters else {}
     return {"preset": run.preset, **run.settings, **engine.scores(config, summary),
-            "multiply_adds": macs, "seeds": run.task.seeds,
+            "multiply_adds": macs, **parameters, "seeds": run.task.seeds,
             "seconds": "" if seconds is None else round(seconds, 1),
             "run": run.task.directory}  # fmt: skip
 
@@ -211,7 +232,15 @@ def report(study: Study, out: Path, runs: list[PlannedRun], rows: dict[str, dict
     best = best_runs(runs, rows, study.choose)
     seeds = runs[0].task.seeds if runs else 0
     text = _best_table(best, study, seeds)
-    if best and study.column and not study.more_columns:
+    columns = {**study.panels(), **study.panels(paper=True)}
+    panels = {panel: columns[panel] for run in runs for panel in run.panels}
+    if best and panels:
+        for panel, column in panels.items():
+            subset = [(run, row) for run, row in best if panel in run.panels]
+            text += f"\n{panel}\n\n" + _panel_table(subset, column, study.choose)
+        if "panels" in study.figures:
+            _plot_panels(best, panels, out / f"{study.name}.png")
+    elif best and study.column and not study.more_columns:
         text += "\n" + _column_table(best, study.column, study.choose)
         if kind_of(best[0][0].config).second_figure == "recalled_length":
             text += ("\nRecalled length: the longest k such that every validation pattern of k "
@@ -289,7 +318,7 @@ def method_label(run: PlannedRun, column: str | None) -> str:
     preset ``r2ac-elstm-atari`` is method ``r2ac-elstm`` on env ``atari:Frostbite``). A column
     the grid sets as an override is not in the preset's name (``memory-ppo-gru-bptt-4`` at
     ``memory_length=4`` stays whole)."""
-    if column is None:
+    if column is None or column not in run.config:
         return run.preset
     value = str(run.config[column])
     family, colon, _ = value.partition(":")
@@ -325,6 +354,35 @@ def _column_table(best: list[tuple[PlannedRun, dict[str, Any]]], column: str,
         entries = [f"{cell[method, v][figure]:.4g} ± {cell[method, v][f'{figure}_stderr']:.2g}"
                    if (method, v) in cell else "–" for v in values]  # fmt: skip
         lines.append(f"| {method} | " + " | ".join(entries) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _panel_table(members: list[tuple[PlannedRun, dict[str, Any]]], column: str,
+                 choose: tuple[str, ...]) -> str:  # fmt: skip
+    """A panel's methods against its x-axis: a key the grids set (in increasing order; a method
+    that does not vary it, as the RTU over T-BPTT's T, has one figure under "any"), or a figure
+    of the rows (``parameters``: one line per run)."""
+
+    def figure(row) -> str:
+        return f"{row['final']:.4g} ± {row['final_stderr']:.2g}"
+
+    if not any(column in run.settings for run, _ in members):  # a figure of the rows
+        lines = [f"| method | {column.replace('_', ' ')} | final ± s.e. |", "|---|---|---|"]
+        lines += [f"| {method_name(run, column, choose)} | {row[column]:,} | {figure(row)} |"
+                  for run, row in members]  # fmt: skip
+        return "\n".join(lines) + "\n"
+    values = sorted({run.settings[column] for run, _ in members if column in run.settings},
+                    key=float)  # fmt: skip
+    fixed = any(column not in run.settings for run, _ in members)
+    headers = [f"{column} {v}" for v in values] + (["any"] if fixed else [])
+    lines = ["| method | " + " | ".join(headers) + " |", "|---|" + "---|" * len(headers)]
+    cells: dict[str, dict[str, str]] = {}
+    for run, row in members:
+        cells.setdefault(method_name(run, column, choose), {})[
+            run.settings.get(column, "any")] = figure(row)
+    for method, entries in cells.items():
+        keys = [*values, *(["any"] if fixed else [])]
+        lines.append(f"| {method} | " + " | ".join(entries.get(k, "–") for k in keys) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -389,6 +447,44 @@ def _plot_against_column(best, column: str, choose: tuple[str, ...], path: Path,
         ax.set_ylabel("success rate (final window; 0.5 = chance)")
         ax.set_ylim(0.0, 1.02)
     ax.legend(fontsize=8)
+    save_figure(fig, path)
+
+
+def _plot_panels(best, panels: dict[str, str], path: Path) -> None:
+    """One subplot per panel: the best final figure against the panel's x-axis, one line per
+    preset. A preset whose runs do not vary the x-axis (the RTU in a panel over T-BPTT's T) is
+    a horizontal line with its standard error as a band."""
+    import numpy as np
+
+    from rtrl.experiments.plots import new_figure, save_figure
+
+    fig, axes = new_figure(1, len(panels), figsize=(4.2 * len(panels), 3.8))
+    axes = np.atleast_1d(axes)
+    colours: dict[str, str] = {}
+    for ax, (panel, column) in zip(axes, panels.items()):
+        members = [(run, row) for run, row in best if panel in run.panels]
+        # One line per preset: a panel varies one key (or, through it, the parameters).
+        for method in dict.fromkeys(run.preset for run, _ in members):
+            colour = colours.setdefault(method, f"C{len(colours) % 10}")
+            points = [(run, row) for run, row in members if run.preset == method]
+            varies = column in points[0][0].settings or not any(
+                column in run.settings for run, _ in members)  # a figure of the rows varies
+            if not varies:
+                row = points[0][1]
+                ax.axhline(row["final"], color=colour, linestyle="--", label=method)
+                ax.axhspan(row["final"] - row["final_stderr"], row["final"] + row["final_stderr"],
+                           color=colour, alpha=0.15)  # fmt: skip
+                continue
+            xs = sorted((float(run.settings.get(column, row.get(column))), row["final"],
+                         row["final_stderr"]) for run, row in points)  # fmt: skip
+            x, y, e = (np.array(v, float) for v in zip(*xs))
+            ax.errorbar(x, y, yerr=e, marker="o", capsize=3, color=colour, label=method)
+        ax.set_title(panel, fontsize=9)
+        ax.set_xlabel(column.replace("_", " "))
+        if column in ("parameters", "multiply_adds", "units", "truncation"):
+            ax.set_xscale("log", base=2)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel(_figure_name(best[0][0]))
     save_figure(fig, path)
 
 

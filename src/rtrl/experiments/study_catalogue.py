@@ -50,6 +50,71 @@ _study(Study(
     column="isi",
     figures=("curves", "column"),
 ))  # fmt: skip
+# The RTU paper's architecture ablation (Elelimy et al. 2024, Fig. 1): RTU and online LRU, both
+# with exact RTRL, restricted alike in each panel (no nonlinearity; tanh on the features; tanh in
+# the recurrence), final error against the number of complex units, step size chosen per
+# architecture and size.
+_ABLATION_PANELS = {
+    "no nonlinearity": ("rtu-tc-linear-rtu", "rtu-tc-lru"),
+    "tanh on the features": ("rtu-tc-rtu", "rtu-tc-lru-tanh"),
+    "tanh in the recurrence": ("rtu-tc-nonlinear-rtu", "rtu-tc-nonlinear-lru"),
+}
+_RTU_STEP_SIZES = ("1e-3", "3e-4")
+_RTU_PAPER_STEP_SIZES = ("3e-3", "1e-3", "3e-4", "1e-4")
+
+
+def _ablation_grids(units, step_sizes) -> tuple[Grid, ...]:
+    return tuple(Grid(presets, {"units": units, "step_size": step_sizes}, panel=panel)
+                 for panel, presets in _ABLATION_PANELS.items())  # fmt: skip
+
+
+_study(Study(
+    "rtu-ablation",
+    "RTU paper: RTU against online LRU, both with exact RTRL, restricted alike (no "
+    "nonlinearity, tanh on the features, tanh in the recurrence); error against units",
+    grids=_ablation_grids(("4", "8", "16"), _RTU_STEP_SIZES),
+    paper_grids=_ablation_grids(("2", "4", "8", "16", "32", "64"), _RTU_PAPER_STEP_SIZES),
+    # The paper's seed count for these figures is not in the spec: 10.
+    seeds=3, paper_seeds=10, column="units", figures=("panels",),
+))  # fmt: skip
+# The RTU paper's resource study (Fig. 2) on trace conditioning: the linear RTU with exact RTRL
+# (8 units) against the online LRU and a GRU with T-BPTT, (a) at the RTU's multiply-adds per step
+# as T grows (fewer units), (b) at the RTU's parameters as T grows (the computation grows), (c)
+# with T = 16 as the parameters grow, (d) as the interval to bridge grows, at the RTU's
+# computation with T = 8. The RTU does not truncate: in (a) and (b) it is a horizontal line.
+_TBPTT_NETWORKS = ("rtu-tc-lru-tbptt", "rtu-tc-gru-tbptt")
+_RESOURCE_PANELS = ("(a) equal computation per step", "(b) equal parameters",
+                    "(c) T = 16, parameters grow", "(d) equal computation, T = 8, ISI grows")  # fmt: skip
+
+
+def _resource_grids(truncations, units, intervals, step_sizes) -> tuple[Grid, ...]:
+    a, b, c, d = _RESOURCE_PANELS
+    rtu = ("rtu-tc-rtu",)
+    steps = {"step_size": step_sizes}
+    return (
+        Grid(rtu, steps, panel=a, column="truncation"),
+        Grid(_TBPTT_NETWORKS, {"truncation": truncations, "match_compute": rtu, **steps}, panel=a),
+        Grid(rtu, steps, panel=b, column="truncation"),
+        Grid(_TBPTT_NETWORKS, {"truncation": truncations, "match_parameters": rtu, **steps},
+             panel=b),
+        Grid(rtu, {"units": units, **steps}, panel=c, column="parameters"),
+        Grid(_TBPTT_NETWORKS, {"units": units, "truncation": ("16",), **steps}, panel=c),
+        Grid(rtu, {"isi": intervals, **steps}, panel=d, column="isi"),
+        Grid(_TBPTT_NETWORKS, {"isi": intervals, "truncation": ("8",), "match_compute": rtu,
+                               **steps}, panel=d),
+    )  # fmt: skip
+
+
+_study(Study(
+    "rtu-resources",
+    "RTU paper: linear RTU with RTRL against LRU and GRU with T-BPTT on trace conditioning, at "
+    "equal computation or parameters as T, the size and the interval grow",
+    grids=_resource_grids(("1", "2", "4", "8", "16"), ("4", "8", "16"), ("10", "20", "30"),
+                          _RTU_STEP_SIZES),
+    paper_grids=_resource_grids(("1", "2", "4", "8", "16", "32"), ("4", "8", "16", "32", "64"),
+                                ("10", "20", "30", "40", "50"), _RTU_PAPER_STEP_SIZES),
+    seeds=3, paper_seeds=10, figures=("panels",),
+))  # fmt: skip
 _study(Study(
     "atari-prediction",
     "CCN paper's Atari prediction: staged networks against compute-matched T-BPTT, best step "

@@ -70,6 +70,8 @@ class Kind:
     program: Callable[[Config, int], Any] | None = None
     # config -> multiply-adds per step, where the kind counts them
     multiply_adds: Callable[[Config], int] | None = None
+    # config -> the network's parameters, where the kind counts them
+    parameters: Callable[[Config], int] | None = None
     # ([(config, run dir) of each method's best run], study dir, column) -> draws their curves
     plot_best: Callable[[list[tuple[Config, Path]], Path, str | None], None] | None = None
     takes_games: Callable[[Config], bool] = _nothing  # runs over several Atari games

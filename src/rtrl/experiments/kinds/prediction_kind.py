@@ -23,6 +23,13 @@ DEFAULTS: dict[str, Any] = {
     "reset_at_episode_start": False,  # reset the recurrent state when an episode starts
     "cell": "columnar_lstm",
     "units": 8,
+    # f of the RTU and LRU cells (identity, tanh, relu; empty: the cell's own): on the features,
+    # or inside the recurrence of nonlinear_rtu and nonlinear_lru.
+    "nonlinearity": "",
+    # A preset whose multiply-adds per step (network parameters) this network matches: the units
+    # become the most that fit (empty: off; rtrl.experiments.configuration).
+    "match_compute": "",
+    "match_parameters": "",
     "estimator": "columnar_rtrl",  # columnar_rtrl | snap1 | uoro | full_rtrl | tbptt | staged_rtrl
     "truncation": 8,  # T for tbptt
     # staged_rtrl only (rtrl.networks.staged): `units` features of `cell` columns, grown
@@ -118,14 +125,20 @@ def program(config, seeds: int):
 
 
 def multiply_adds(config) -> int:
-    from rtrl.experiments.compute import multiply_adds as count
+    from rtrl.experiments.compute import measure_of
 
-    return count(config)
+    return measure_of(config, "compute")
+
+
+def parameters(config) -> int:
+    from rtrl.experiments.compute import measure_of
+
+    return measure_of(config, "parameters")
 
 
 KIND = Kind(
     defaults=DEFAULTS, name="prediction", run=run, scores=scores, headline=headline, plot=plot,
     figure_name=figure_name, higher_is_better=False, figure_slug="error", program=program,
-    multiply_adds=multiply_adds, plot_best=plot_best_in_one_figure, takes_games=_is_atari,
+    multiply_adds=multiply_adds, parameters=parameters, plot_best=plot_best_in_one_figure, takes_games=_is_atari,
     groupable=lambda config: not _is_atari(config),
 )  # fmt: skip
