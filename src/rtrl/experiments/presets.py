@@ -54,10 +54,12 @@ for _short, _stream in (("tc", "trace_conditioning"), ("tp", "trace_patterning")
 # to the RTU's multiply-adds (--set match_compute=rtu-tc-rtu) or parameters (match_parameters).
 _RTU_TC = {"stream": "trace_conditioning", **_ADAM}
 RTU_TC_NETWORKS = {
-    "linear-rtu": ("linear RTU, no nonlinearity", {"cell": "linear_rtu", "nonlinearity": "identity"}),
+    "linear-rtu": ("linear RTU, no nonlinearity",
+                   {"cell": "linear_rtu", "nonlinearity": "identity"}),
     "lru": ("online LRU as published (no nonlinearity)", {"cell": "online_lru"}),
     "rtu": ("linear RTU, tanh on the features", {"cell": "linear_rtu", "nonlinearity": "tanh"}),
-    "lru-tanh": ("online LRU, tanh on the features", {"cell": "online_lru", "nonlinearity": "tanh"}),
+    "lru-tanh": ("online LRU, tanh on the features",
+                 {"cell": "online_lru", "nonlinearity": "tanh"}),
     "nonlinear-rtu": ("nonlinear RTU, tanh in the recurrence",
                       {"cell": "nonlinear_rtu", "nonlinearity": "tanh"}),
     "nonlinear-lru": ("online LRU with tanh in the recurrence",

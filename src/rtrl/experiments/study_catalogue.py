@@ -84,7 +84,8 @@ _study(Study(
 # computation with T = 8. The RTU does not truncate: in (a) and (b) it is a horizontal line.
 _TBPTT_NETWORKS = ("rtu-tc-lru-tbptt", "rtu-tc-gru-tbptt")
 _RESOURCE_PANELS = ("(a) equal computation per step", "(b) equal parameters",
-                    "(c) T = 16, parameters grow", "(d) equal computation, T = 8, ISI grows")  # fmt: skip
+                    "(c) T = 16, parameters grow",
+                    "(d) equal computation, T = 8, ISI grows")  # fmt: skip
 
 
 def _resource_grids(truncations, units, intervals, step_sizes) -> tuple[Grid, ...]:

@@ -139,6 +139,7 @@ def parameters(config) -> int:
 KIND = Kind(
     defaults=DEFAULTS, name="prediction", run=run, scores=scores, headline=headline, plot=plot,
     figure_name=figure_name, higher_is_better=False, figure_slug="error", program=program,
-    multiply_adds=multiply_adds, parameters=parameters, plot_best=plot_best_in_one_figure, takes_games=_is_atari,
+    multiply_adds=multiply_adds, parameters=parameters, plot_best=plot_best_in_one_figure,
+    takes_games=_is_atari,
     groupable=lambda config: not _is_atari(config),
 )  # fmt: skip
