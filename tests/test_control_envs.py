@@ -124,6 +124,25 @@ def test_brax_pomdp_keeps_positions_or_velocities():
     assert brax_pomdp("ant", "v").observation_size == 14
 
 
+def test_reacher_p_drops_the_fingertip_velocity_and_ends_after_50_steps():
+    pytest.importorskip("brax")
+    from rtrl.envs.mujoco import REACHER_P_KEEPS, brax_env
+    from rtrl.envs.registry import make_control_env
+
+    full, env = brax_env("reacher", episode_length=50), make_control_env("reacher-p")
+    assert env.name == "reacher-p" and env.observation_size == 9
+    key = jax.random.PRNGKey(3)
+    (_, obs_full), (state, obs) = jax.jit(full.reset)(key), jax.jit(env.reset)(key)
+    np.testing.assert_allclose(obs, obs_full[np.array(REACHER_P_KEEPS)])
+    np.testing.assert_allclose(obs[:2] ** 2 + obs[2:4] ** 2, 1.0, rtol=1e-5)  # cos, sin
+    step = jax.jit(env.step)
+    ends = []
+    for t in range(50):
+        state, obs, _, terminated, truncated, _ = step(key, state, jnp.zeros(2))
+        ends.append(bool(terminated | truncated))
+    assert ends == [False] * 49 + [True]
+
+
 def test_gymnasium_mujoco_pomdp_keeps_positions():
     pytest.importorskip("mujoco")
     from rtrl.envs.mujoco import gymnasium_pomdp

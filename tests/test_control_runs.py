@@ -43,7 +43,7 @@ def test_control_presets_cover_the_study_with_matched_recurrent_budgets():
 def test_every_control_preset_builds():
     from rtrl.envs.envpool_games import envpool_task
     from rtrl.envs.gymnax_envs import GYMNAX_PREFIX
-    from rtrl.envs.registry import MUJOCO_TASKS, control_env_names, make_control_env
+    from rtrl.envs.registry import BRAX_TASKS, control_env_names, make_control_env
     from rtrl.experiments.builders import is_envpool
     from rtrl.experiments.control_runs import build_program
 
@@ -56,7 +56,7 @@ def test_every_control_preset_builds():
             make_control_env(config["env"], memory_length=config["memory_length"])
         else:
             assert config["env"] in control_env_names()
-        if config["env"] not in MUJOCO_TASKS:  # Brax tasks take seconds each to build
+        if config["env"] not in BRAX_TASKS:  # Brax tasks take seconds each to build
             program = build_program(config, seeds=1)
             assert program.chunk_steps > 0
     assert build_program(configuration.resolve("r2ac-elstm-atari"), seeds=1).chunk_steps == 16_000

@@ -14,6 +14,12 @@ Gymnasium's v5 environments alike (Ant-v5 built without contact forces). So -P k
 (The public -P/-V wrapper splits HalfCheetah 9/8, which puts the root's x-velocity into -P; here
 the split follows the physics, checked against the simulator's q and qd in the tests.)
 
+Reacher-P is Brax's Reacher (a two-joint arm reaching for a target placed at random each
+episode) without the fingertip's velocity: it keeps cos and sin of the joint angles, the target's
+position and the fingertip-to-target vector (entries 0..5 and 8..10 of 11), and ends after 50
+steps, as Gymnasium's Reacher. Its -P rule is this library's: the RTU paper's Reacher variant is
+not specified in the sources the library follows.
+
 Brax runs the whole training loop compiled. Its ``spring`` backend is the default: on this
 project's 2-core CPU reference machine it steps HalfCheetah about 3x faster than ``positional``
 or ``generalized`` (``python -m rtrl.bench control``; figures in benchmarks/README.md).
@@ -33,6 +39,9 @@ GYMNASIUM_IDS = {"ant": "Ant-v5", "halfcheetah": "HalfCheetah-v5", "hopper": "Ho
                  "walker2d": "Walker2d-v5"}  # fmt: skip
 OBSERVED = ("p", "v")
 EPISODE_LENGTH = 1000
+# Reacher-P: Brax's reacher observation without the fingertip velocity (entries 6 and 7).
+REACHER_P_KEEPS = [0, 1, 2, 3, 4, 5, 8, 9, 10]
+REACHER_EPISODE_LENGTH = 50
 
 
 def kept_indices(name: str, observed: str) -> list[int]:
@@ -74,6 +83,12 @@ def brax_pomdp(name: str, observed: str, backend: str = "spring", **options) -> 
     """``name``-P or ``name``-V on Brax, e.g. ``brax_pomdp("halfcheetah", "p")``."""
     indices = kept_indices(name, observed)
     return keep_observations(brax_env(name, backend, **options), indices, f"{name}-{observed}")
+
+
+def brax_reacher_p(backend: str = "spring") -> ControlEnv:
+    """Reacher-P on Brax: positions and the target, no velocities, 50-step episodes."""
+    full = brax_env("reacher", backend, episode_length=REACHER_EPISODE_LENGTH)
+    return keep_observations(full, REACHER_P_KEEPS, "reacher-p")
 
 
 def gymnasium_pomdp(name: str, observed: str, num_envs: int = 1, seed: int = 0):

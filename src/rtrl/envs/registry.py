@@ -9,7 +9,7 @@ from rtrl.envs.base import PredictionStream
 from rtrl.envs.cartpole import cartpole, cartpole_p, cartpole_v
 from rtrl.envs.control import ControlEnv
 from rtrl.envs.gymnax_envs import GYMNAX_PREFIX, gymnax_env
-from rtrl.envs.mujoco import MUJOCO_LAYOUT, OBSERVED, brax_pomdp
+from rtrl.envs.mujoco import MUJOCO_LAYOUT, OBSERVED, brax_pomdp, brax_reacher_p
 
 # Each stream constructor takes the options it needs from a common set (isi, num_distractors,
 # game, frame_size, resize, gamma) and ignores the rest.
@@ -53,16 +53,19 @@ def stream_observation_count(name: str, **options: Any) -> int:
 
 CARTPOLE = {"cartpole": cartpole, "cartpole-p": cartpole_p, "cartpole-v": cartpole_v}
 MUJOCO_TASKS = [f"{name}-{observed}" for name in MUJOCO_LAYOUT for observed in OBSERVED]
+REACHER = "reacher-p"  # Brax's Reacher without velocities (rtrl.envs.mujoco)
+BRAX_TASKS = [*MUJOCO_TASKS, REACHER]
 
 
 def control_env_names() -> list[str]:
-    return sorted(CARTPOLE) + MUJOCO_TASKS + sorted(popgym.TASKS) + [f"{GYMNAX_PREFIX}NAME"]
+    return sorted(CARTPOLE) + BRAX_TASKS + sorted(popgym.TASKS) + [f"{GYMNAX_PREFIX}NAME"]
 
 
 def make_control_env(
     name: str, mujoco_backend: str = "spring", memory_length: int | None = None
 ) -> ControlEnv:
-    """E.g. "cartpole-p", "halfcheetah-p" (Brax, needs the control extra), "autoencode-easy",
+    """E.g. "cartpole-p", "halfcheetah-p" or "reacher-p" (Brax, needs the control extra),
+    "autoencode-easy",
     "gymnax:MemoryChain-bsuite" (any of gymnax's names; ``memory_length`` is MemoryChain's)."""
     if name.startswith(GYMNAX_PREFIX):
         return gymnax_env(name[len(GYMNAX_PREFIX) :], memory_length)
@@ -73,6 +76,8 @@ def make_control_env(
     if name in MUJOCO_TASKS:
         task, observed = name.rsplit("-", 1)
         return brax_pomdp(task, observed, backend=mujoco_backend)
+    if name == REACHER:
+        return brax_reacher_p(backend=mujoco_backend)
     if name in popgym.TASKS:
         return popgym.popgym_task(name)
     raise ValueError(f"unknown environment {name!r}; choose one of {control_env_names()}")

@@ -87,6 +87,8 @@ def _sizing(config: dict[str, Any]) -> str:
 
     canonical = {k: DEFAULTS[k] if k in _NOT_SIZE else v for k, v in config.items()}
     return json.dumps(canonical, sort_keys=True)
+
+
 _LARGEST_UNITS = 4096
 
 

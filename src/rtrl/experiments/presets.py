@@ -207,6 +207,8 @@ for _trunk, (_what, _trunk_config) in CONTROL_TRUNKS.items():
     for _env in MUJOCO_ENVS:
         _control_preset(f"ppo-{_trunk}-{_env}", f"PPO on {_env.upper()} (Brax): {_what}",
                         env=_env, **_trunk_config)  # fmt: skip
+    _control_preset(f"ppo-{_trunk}-reacher-p", f"PPO on REACHER-P (Brax): {_what}",
+                    env="reacher-p", **_trunk_config)  # fmt: skip
     for _env in POPGYM_ENVS:
         _control_preset(f"ppo-{_trunk}-{_env}", f"PPO on POPGym {_env}: {_what}",
                         env=_env, **_trunk_config, **_POPGYM)  # fmt: skip

@@ -378,8 +378,9 @@ def _panel_table(members: list[tuple[PlannedRun, dict[str, Any]]], column: str,
     lines = ["| method | " + " | ".join(headers) + " |", "|---|" + "---|" * len(headers)]
     cells: dict[str, dict[str, str]] = {}
     for run, row in members:
-        cells.setdefault(method_name(run, column, choose), {})[
-            run.settings.get(column, "any")] = figure(row)
+        cells.setdefault(method_name(run, column, choose), {})[run.settings.get(column, "any")] = (
+            figure(row)
+        )
     for method, entries in cells.items():
         keys = [*values, *(["any"] if fixed else [])]
         lines.append(f"| {method} | " + " | ".join(entries.get(k, "–") for k in keys) + " |")
@@ -468,7 +469,8 @@ def _plot_panels(best, panels: dict[str, str], path: Path) -> None:
             colour = colours.setdefault(method, f"C{len(colours) % 10}")
             points = [(run, row) for run, row in members if run.preset == method]
             varies = column in points[0][0].settings or not any(
-                column in run.settings for run, _ in members)  # a figure of the rows varies
+                column in run.settings for run, _ in members
+            )  # a figure of the rows varies
             if not varies:
                 row = points[0][1]
                 ax.axhline(row["final"], color=colour, linestyle="--", label=method)

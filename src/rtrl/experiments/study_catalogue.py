@@ -126,14 +126,21 @@ _study(Study(
     seeds=2, paper_seeds=30, budget={"steps": "100000"}, games=("Pong", "Breakout"),
     paper_games=GAMES,
 ))  # fmt: skip
+# The RTU paper's control comparison (Figs. 4 and 5): PPO with every trunk at about 24k recurrent
+# parameters (linear and nonlinear RTU and online LRU with RTRL; GRU and LRU with BPTT), each at
+# its best step size (the paper reports each trunk's best-tuned variant), on the MuJoCo -P/-V
+# tasks, Reacher-P and POPGym. By default two quick tasks at 4% of the paper's 1M steps.
 _study(Study(
     "rtu-control",
     "RTU paper: PPO with RTRL trunks (linear and nonlinear RTU, online LRU) against BPTT "
-    "trunks (GRU, LRU) on partially observable MuJoCo and POPGym tasks; return curves",
-    grids=(Grid(_control_presets(("rtu", "gru-bptt"), ("cartpole-p", "repeat_previous-easy"))),),
-    paper_grids=(Grid(_control_presets(presets.CONTROL_TRUNKS,
-                                       presets.MUJOCO_ENVS + presets.POPGYM_ENVS)),),
-    choose=(), seeds=2, paper_seeds=10, budget={"steps": "40960"}, column="env",
+    "trunks (GRU, LRU), best step size each, on partially observable MuJoCo, Reacher-P and "
+    "POPGym tasks; return curves",
+    grids=(Grid(_control_presets(presets.CONTROL_TRUNKS, ("cartpole-p", "repeat_previous-easy")),
+                {"step_size": ("3e-4", "1e-3")}),),
+    paper_grids=(Grid(_control_presets(presets.CONTROL_TRUNKS, (*presets.MUJOCO_ENVS,
+                                       "reacher-p", *presets.POPGYM_ENVS)),
+                      {"step_size": ("1e-4", "3e-4", "1e-3")}),),
+    seeds=2, paper_seeds=10, budget={"steps": "40960"}, column="env",
 ))  # fmt: skip
 # R2AC's pixel comparison: the eLSTM with exact RTRL, the LSTM with T-BPTT over the segment and
 # the feed-forward agent, same torso and budget, on two Atari games where a recurrent agent beat
