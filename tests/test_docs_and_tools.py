@@ -139,6 +139,22 @@ def test_loop_benchmark_json_rows():
     assert all(r["steps_per_s_per_seed"] > 0 and r["preset"] == "tp-linear-rtu" for r in rows)
 
 
+@pytest.mark.slow
+def test_rtu_runtime_benchmark_writes_its_table_and_figure(tmp_path):
+    command = [
+        sys.executable, "-m", "rtrl.bench", "rtu-runtime", "--json", "--units", "4",
+        "--truncations", "1,2", "--steps", "10", "--min-seconds", "0", "--ppo-presets", "",
+        "--out", str(tmp_path),
+    ]  # fmt: skip
+    lines = subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()
+    rows = [json.loads(line) for line in lines if line.startswith("{")]
+    tbptt = [(r["network"], r["truncation"]) for r in rows if r["truncation"] != ""]
+    assert tbptt == [(n, t) for n in ("online LRU, T-BPTT", "GRU, T-BPTT") for t in (1, 2)]
+    assert all(r["us_per_update"] > 0 for r in rows) and len(rows) == 6
+    assert "| linear RTU, RTRL | – | – | " in (tmp_path / "best.md").read_text()
+    assert (tmp_path / "rtu-runtime.png").stat().st_size > 0
+
+
 def test_peers_benchmark_without_the_harness_says_what_to_build():
     command = [sys.executable, "-m", "rtrl.bench", "peers", "--ccn-cpp", "/nonexistent/bench"]
     result = subprocess.run(command, capture_output=True, text=True)

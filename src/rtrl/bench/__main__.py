@@ -1,5 +1,5 @@
 """Benchmarks: ``python -m rtrl.bench SUITE [--json]``, SUITE one of cells, estimators, loop,
-peers, profile, atari, control, r2ac, gpu."""
+peers, profile, atari, control, r2ac, gpu, rtu-runtime."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from rtrl.bench import (
     peers,
     profile,
     r2ac,
+    rtu_runtime,
 )
 
 SUITES = {"cells": cells_suite, "estimators": estimators, "loop": loop_suite, "peers": peers,
           "profile": profile, "atari": atari_suite, "control": control_suite, "r2ac": r2ac,
-          "gpu": gpu}  # fmt: skip
+          "gpu": gpu, "rtu-runtime": rtu_runtime}  # fmt: skip
 
 
 def main(argv=None) -> None:

@@ -43,23 +43,27 @@ def _emit(args, row: dict, text: str) -> None:
     print(json.dumps(row) if args.json else text, flush=True)
 
 
+def preset_seconds(name: str, seeds: int, chunk: int, min_seconds: float,
+                   overrides: dict[str, str] | None = None) -> tuple[int, float]:  # fmt: skip
+    """(environment steps per seed of one compiled chunk, seconds per chunk) of a control
+    preset learning with ``seeds`` seeds, after a warm-up chunk."""
+    chunked = {"chunk": str(chunk), "bin_size": str(chunk)}
+    program = build_program(configuration.resolve(name, {**chunked, **(overrides or {})}), seeds)
+    holder = [program.init()]
+
+    def call():
+        holder[0], outputs = program.run_chunk(holder[0], 0)
+        return outputs
+
+    return program.chunk_steps, time_per_call(call, min_seconds, max_calls=50)
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     rows = []
     for name in filter(None, args.presets.split(",")):
         for seeds in map(int, args.seeds.split(",")):
-            overrides = {"chunk": str(args.chunk), "bin_size": str(args.chunk)}
-            config = configuration.resolve(
-                name, {**overrides, **configuration.parse_overrides(args.set)}
-            )
-            program = build_program(config, seeds)
-            steps = program.chunk_steps
-            holder = [program.init()]
-
-            def call():
-                holder[0], outputs = program.run_chunk(holder[0], 0)
-                return outputs
-
-            seconds = time_per_call(call, args.min_seconds, max_calls=50)
+            steps, seconds = preset_seconds(name, seeds, args.chunk, args.min_seconds,
+                                            configuration.parse_overrides(args.set))  # fmt: skip
             row = {"suite": "control", "preset": name, "seeds": seeds,
                    "steps_per_s_per_seed": steps / seconds,
                    "steps_per_s_total": steps * seeds / seconds}  # fmt: skip
