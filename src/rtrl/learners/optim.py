@@ -1,7 +1,8 @@
 """Optimisers by name: optax transformations that every learner takes.
 
 Each receives the descent direction (for TD(lambda), -delta e) and returns the update; the step
-size is always called ``step_size``.
+size is always called ``step_size``. The streaming learners' ObGD and AdaptiveObGD instead take
+the prediction's gradient and the TD error (``obgd``).
 
 ``make_optimizer`` holds the step size in the optimiser's state rather than in the compiled
 program (``optax.inject_hyperparams``), so one compiled step serves every step size: a sweep
@@ -12,7 +13,7 @@ runs its step sizes side by side as one batch, each row with its own value
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -48,12 +49,85 @@ def clipped_rmsprop(
     )
 
 
+class ObgdState(NamedTuple):
+    trace: optax.Updates  # z, the eligibility trace of the prediction's gradient
+    second_moment: optax.Updates  # v (AdaptiveObGD only; empty for ObGD)
+    count: jax.Array  # updates made (AdaptiveObGD's bias correction)
+
+
+def _check_obgd(step_size: float, kappa: float) -> None:
+    if not step_size > 0:
+        raise ValueError(f"ObGD's step_size must be positive, got {step_size} (the papers: 1.0)")
+    if not kappa > 0:
+        raise ValueError(f"ObGD's kappa must be positive, got {kappa} (the papers: 2 for values, "
+                         "3 for policies)")  # fmt: skip
+
+
+def _l1(tree) -> jax.Array:
+    return sum(jnp.sum(jnp.abs(leaf)) for leaf in jax.tree.leaves(tree))
+
+
+def obgd(step_size: float = 1.0, kappa: float = 2.0, gamma: float = 0.99,
+         trace_lambda: float = 0.8, adaptive: bool = False, beta2: float = 0.999,
+         eps: float = 1e-8) -> optax.GradientTransformationExtraArgs:  # fmt: skip
+    """Overshooting-bounded gradient descent (Elsayed, Vasan and Mahmood 2024), the streaming
+    learners' optimiser: it keeps the eligibility trace itself.
+
+    ``update(g, state, params=None, *, td_error, reset=False)`` takes g, the gradient of the
+    *prediction* (a value, an action value or a log-probability), and returns the change to add
+    to the parameters (``optax.apply_updates``)::
+
+        z <- gamma * trace_lambda * z + g
+        M  = step_size * kappa * max(|td_error|, 1) * sum_i |z_i|
+        w <- w + (step_size / max(1, M)) * td_error * z
+        z <- 0 where ``reset`` (an episode ended), after the update
+
+    so one update cannot move the prediction past its target. ``adaptive`` (AdaptiveObGD)
+    divides by the square root of a bias-corrected second moment of td_error * z,
+    v <- beta2 v + (1 - beta2) (td_error z)^2, in the update and in M (eps inside the root).
+    """
+    _check_obgd(step_size, kappa)
+    decay = gamma * trace_lambda
+
+    def init(params):
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        return ObgdState(zeros, zeros if adaptive else {}, jnp.zeros((), jnp.int32))
+
+    def update(grads, state, params=None, *, td_error, reset=False, **extra_args):
+        del params, extra_args
+        trace = jax.tree.map(lambda z, g: decay * z + g, state.trace, grads)
+        second, count = state.second_moment, state.count + 1
+        scaled = trace
+        if adaptive:
+            second = jax.tree.map(lambda v, z: beta2 * v + (1 - beta2) * (td_error * z) ** 2,
+                                  second, trace)  # fmt: skip
+            correction = 1 - beta2 ** count.astype(jnp.result_type(float))
+            scaled = jax.tree.map(lambda z, v: z / jnp.sqrt(v / correction + eps), trace, second)
+        bound = step_size * kappa * jnp.maximum(jnp.abs(td_error), 1.0) * _l1(scaled)
+        step = step_size / jnp.maximum(bound, 1.0)
+        updates = jax.tree.map(lambda z: step * td_error * z, scaled)
+        keep = 1.0 - jnp.asarray(reset, jnp.float32)
+        trace = jax.tree.map(lambda z: z * keep.astype(z.dtype), trace)
+        return updates, ObgdState(trace, second, count)
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+def adaptive_obgd(step_size: float = 1.0, kappa: float = 2.0, gamma: float = 0.99,
+                  trace_lambda: float = 0.8, beta2: float = 0.999,
+                  eps: float = 1e-8) -> optax.GradientTransformationExtraArgs:  # fmt: skip
+    """AdaptiveObGD: ``obgd`` with the second moment (its ``adaptive`` switch)."""
+    return obgd(step_size, kappa, gamma, trace_lambda, adaptive=True, beta2=beta2, eps=eps)
+
+
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "sgd": optax.sgd,
     "adam": optax.adam,
     "rmsprop_on_update": rmsprop_on_update,
     "clipped_adam": clipped_adam,
     "clipped_rmsprop": clipped_rmsprop,
+    "obgd": obgd,  # streaming learners: update(g, state, td_error=..., reset=...)
+    "adaptive_obgd": adaptive_obgd,
 }
 
 
