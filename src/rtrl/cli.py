@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from rtrl.experiments import configuration
+from rtrl.experiments.run_logging import logging_to, parse_loggers
 
 
 def _parse_grid(text: str) -> tuple[str, list[str]]:
@@ -48,6 +49,9 @@ def _add_budget_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--data", default=None, metavar="DIR",
                         help="recorded Atari streams (default: $RTRL_DATA or cache)")  # fmt: skip
+    parser.add_argument("--log", default=None, metavar="tensorboard,wandb",
+                        help="also write the metrics to TensorBoard or Weights & Biases "
+                             "(offline) as each chunk finishes")  # fmt: skip
 
 
 def _budget_overrides(args) -> dict[str, str]:
@@ -133,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             key, values = _parse_grid(args.grid)
             run_sweep(args.presets, key, values, _check_seeds(args.seeds), args.out,
                       _budget_overrides(args), paper=args.paper,
-                      games=configuration.games(args.games), executor=_executor(args))  # fmt: skip
+                      games=configuration.games(args.games), executor=_executor(args),
+                      log=parse_loggers(args.log))  # fmt: skip
             _print_report(args.out)
         elif args.command == "study":
             return _study_command(args)
@@ -142,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
 
             config = configuration.resolve(args.preset, _budget_overrides(args), paper=args.paper)
             out = args.out or Path("runs") / args.preset
-            summary = engine.run(config, args.seeds, out, games=configuration.games(args.games))
+            with logging_to(parse_loggers(args.log)):
+                summary = engine.run(config, args.seeds, out,
+                                     games=configuration.games(args.games))  # fmt: skip
             if "games" in summary:
                 print((out / "games.csv").read_text(), end="")
             print(engine.result_line(config, summary, out))
@@ -191,7 +198,8 @@ def _study_command(args) -> int:
     seeds = None if args.seeds is None else _check_seeds(args.seeds)
     studies.run_study(study_catalogue.STUDIES[args.name], out, _executor(args), paper=args.paper,
                       seeds=seeds, overrides=_budget_overrides(args),
-                      games=configuration.games(args.games))  # fmt: skip
+                      games=configuration.games(args.games),
+                      log=parse_loggers(args.log))  # fmt: skip
     _print_report(out)
     return 0
 

@@ -39,6 +39,7 @@ class Task(NamedTuple):
     games: tuple[str, ...] = ()
     # A grouped run (rtrl.experiments.grouping): the runs it stands for, one per step size
     members: tuple["Task", ...] = ()
+    log: tuple[str, ...] = ()  # loggers the run also writes its metrics to (run_logging)
 
     @property
     def stream_steps(self) -> int:
@@ -51,12 +52,14 @@ def run_task(task: Task, root: Path) -> dict[str, Any]:
     """Run (or resume) ``task`` into ``root / task.directory``; returns its summary, with the
     wall time it took in ``seconds``."""
     from rtrl.experiments import engine
+    from rtrl.experiments.run_logging import logging_to
     from rtrl.experiments.run_loop import DivergedError
 
     started = time.perf_counter()
     try:
-        summary = engine.run(task.config, task.seeds, root / task.directory,
-                             games=list(task.games) or None, progress=False)  # fmt: skip
+        with logging_to(task.log):
+            summary = engine.run(task.config, task.seeds, root / task.directory,
+                                 games=list(task.games) or None, progress=False)  # fmt: skip
         summary = {"status": "complete", **summary}
     except DivergedError as error:
         summary = {"status": "diverged", "message": str(error)}

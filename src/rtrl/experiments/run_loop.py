@@ -35,6 +35,7 @@ from rtrl.experiments.results import (
     truncate_rows,
     write_json,
 )
+from rtrl.experiments.run_logging import open_loggers
 from rtrl.files import atomic_path
 
 CHECKPOINT_FILE = "checkpoint.npz"
@@ -162,41 +163,57 @@ def run_loop(
     last = chunks if stop_after is None else min(chunks, start + stop_after)
     bar = tqdm(total=chunks * steps * seeds, initial=start * steps * seeds, unit="step",
                unit_scale=True, disable=not progress, desc=out.name)  # fmt: skip
-    index = start
-    try:
-        for index in range(start, last):
-            state, outputs = program.run_chunk(state, index)
-            outputs = jax.tree.map(np.asarray, outputs)
-            watched = outputs[recorder.watched].reshape(seeds, -1)
-            carry, rows = recorder.record(carry, index, outputs)
-            rows_written += append_rows(metrics_path, recorder.header, rows)
-            bad = ~np.isfinite(watched).all(axis=1)
-            if bad.any() and stop_on_divergence:
-                summarise("diverged")
-                kept = (f"the {rows_written} rows recorded before are kept in {metrics_path}"
-                        if rows_written else "nothing had been recorded yet")  # fmt: skip
-                raise DivergedError(
-                    f"non-finite {recorder.watched} in steps {index * steps}-"
-                    f"{(index + 1) * steps} for seeds {np.flatnonzero(bad).tolist()}; {kept}. "
-                    "Lower step_size (--set step_size=...) and start a new run directory."
-                )
-            checkpoint(index + 1, False)
-            bar.update(steps * seeds)
-    except KeyboardInterrupt:
+    loggers = open_loggers(out, record)  # TensorBoard, W&B: mirrors of the metrics file
+
+    def append(rows: list) -> int:
+        for logger in loggers:
+            logger.write(recorder.header, rows)
+        return append_rows(metrics_path, recorder.header, rows)
+
+    def drive() -> dict[str, Any]:
+        nonlocal state, carry, rows_written
+        index = start
+        try:
+            for index in range(start, last):
+                state, outputs = program.run_chunk(state, index)
+                outputs = jax.tree.map(np.asarray, outputs)
+                watched = outputs[recorder.watched].reshape(seeds, -1)
+                carry, rows = recorder.record(carry, index, outputs)
+                rows_written += append(list(rows))
+                bad = ~np.isfinite(watched).all(axis=1)
+                if bad.any() and stop_on_divergence:
+                    summarise("diverged")
+                    kept = (f"the {rows_written} rows recorded before are kept in {metrics_path}"
+                            if rows_written else "nothing had been recorded yet")  # fmt: skip
+                    raise DivergedError(
+                        f"non-finite {recorder.watched} in steps {index * steps}-"
+                        f"{(index + 1) * steps} for seeds {np.flatnonzero(bad).tolist()}; "
+                        f"{kept}. Lower step_size (--set step_size=...) and start a new run "
+                        "directory."
+                    )
+                checkpoint(index + 1, False)
+                bar.update(steps * seeds)
+        except KeyboardInterrupt:
+            bar.close()
+            summarise("interrupted")
+            where = (f"after step {index * steps} of {chunks * steps}" if program.checkpointable
+                     else "(this run cannot be checkpointed; it starts again)")  # fmt: skip
+            raise RunInterrupted(
+                f"interrupted {where}; run the same command again to resume ({out})"
+            ) from None
         bar.close()
-        summarise("interrupted")
-        where = (f"after step {index * steps} of {chunks * steps}" if program.checkpointable
-                 else "(this run cannot be checkpointed; it starts again)")  # fmt: skip
-        raise RunInterrupted(
-            f"interrupted {where}; run the same command again to resume ({out})"
-        ) from None
-    bar.close()
-    if last < chunks:
-        return summarise("partial")
-    if not finished:
-        rows_written += append_rows(metrics_path, recorder.header, recorder.finish(carry, chunks))
-        checkpoint(chunks, True)
-    return summarise("complete")
+        if last < chunks:
+            return summarise("partial")
+        if not finished:
+            rows_written += append(list(recorder.finish(carry, chunks)))
+            checkpoint(chunks, True)
+        return summarise("complete")
+
+    try:
+        return drive()
+    finally:
+        for logger in loggers:
+            logger.close()
 
 
 def chunks_for(steps: int, chunk_steps: int, exact: bool, announce: bool = False,

@@ -130,9 +130,10 @@ def plan(study: Study, paper: bool = False, seeds: int | None = None,
 def run_study(study: Study, out: Path, executor: Executor, paper: bool = False,
               seeds: int | None = None, overrides: dict[str, str] | None = None,
               games: list[str] | None = None, progress: bool = True,
-              ) -> list[dict[str, Any]]:  # fmt: skip
+              log: tuple[str, ...] = ()) -> list[dict[str, Any]]:  # fmt: skip
     """Run (or resume) the study into ``out`` and report it; returns the best run per method
-    (rows of ``study.csv``)."""
+    (rows of ``study.csv``). ``log``: loggers every run also writes to (``run_logging``); then
+    each run runs as its own program, so that each logs its own metrics."""
     runs = plan(study, paper, seeds, overrides, games)
     refuse_file(out)
     finished = {}  # every directory is checked before anything runs
@@ -152,7 +153,10 @@ def run_study(study: Study, out: Path, executor: Executor, paper: bool = False,
     bar = tqdm(total=total, unit="step", unit_scale=True, disable=not progress,
                desc=f"{study.name}: {len(rows)}/{len(runs)} runs",
                initial=sum(by_directory[d].task.stream_steps for d in rows))  # fmt: skip
-    tasks = grouping.group_tasks([run.task for run in to_run], out, executor.parallel_runs)
+    if log:
+        tasks = [run.task._replace(log=log) for run in to_run]
+    else:
+        tasks = grouping.group_tasks([run.task for run in to_run], out, executor.parallel_runs)
     results = executor.run(tasks, out)
     try:
         for finished_task, finished_summary in results:

@@ -29,10 +29,11 @@ def sweep(
     progress: bool = True,
     games: list[str] | None = None,
     executor: Executor | None = None,
+    log: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """Run the grid and return the best run of each preset (rows of ``study.csv``)."""
     grid = (Grid(tuple(names), {key: tuple(values)}),)
     study = Study("sweep", f"{', '.join(names)} over {key}", grids=grid, paper_grids=grid,
                   choose=(key,), seeds=seeds, paper_seeds=seeds)  # fmt: skip
     return run_study(study, out, executor or LocalExecutor(), paper=paper, seeds=seeds,
-                     overrides=overrides, games=games, progress=progress)  # fmt: skip
+                     overrides=overrides, games=games, progress=progress, log=log)  # fmt: skip
