@@ -465,12 +465,12 @@ def _plot_panels(best, panels: dict[str, str], path: Path) -> None:
 
     fig, axes = new_figure(1, len(panels), figsize=(4.2 * len(panels), 3.8))
     axes = np.atleast_1d(axes)
-    colours: dict[str, str] = {}
     for ax, (panel, column) in zip(axes, panels.items()):
         members = [(run, row) for run, row in best if panel in run.panels]
-        # One line per preset: a panel varies one key (or, through it, the parameters).
-        for method in dict.fromkeys(run.preset for run, _ in members):
-            colour = colours.setdefault(method, f"C{len(colours) % 10}")
+        # One line per preset: a panel varies one key (or, through it, the parameters). Colours
+        # go by place in the panel, so that the panels' first presets (the RTU) match.
+        for index, method in enumerate(dict.fromkeys(run.preset for run, _ in members)):
+            colour = f"C{index % 10}"
             points = [(run, row) for run, row in members if run.preset == method]
             varies = column in points[0][0].settings or not any(
                 column in run.settings for run, _ in members
