@@ -124,7 +124,8 @@ MATCHED = {"match_compute": "compute", "match_parameters": "parameters"}
 
 def _match_units(config: dict[str, Any], overrides: dict[str, str]) -> None:
     """``match_compute=PRESET`` (``match_parameters=PRESET``): the most units whose multiply-adds
-    per step (network parameters) stay within that preset's."""
+    per step (network parameters) stay within that preset's, as the preset stands (its own
+    stream and sizes, not this run's other overrides)."""
     keys = [key for key in MATCHED if config.get(key)]
     if not keys:
         return

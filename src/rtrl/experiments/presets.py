@@ -53,7 +53,7 @@ for _short, _stream in (("tc", "trace_conditioning"), ("tp", "trace_patterning")
 # recurrence. The resource study runs the LRU and a GRU with T-BPTT (--set truncation=T), sized
 # to the RTU's multiply-adds (--set match_compute=rtu-tc-rtu) or parameters (match_parameters).
 _RTU_TC = {"stream": "trace_conditioning", **_ADAM}
-RTU_TC_NETWORKS = {
+_RTU_TC_NETWORKS = {
     "linear-rtu": ("linear RTU, no nonlinearity",
                    {"cell": "linear_rtu", "nonlinearity": "identity"}),
     "lru": ("online LRU as published (no nonlinearity)", {"cell": "online_lru"}),
@@ -65,7 +65,7 @@ RTU_TC_NETWORKS = {
     "nonlinear-lru": ("online LRU with tanh in the recurrence",
                       {"cell": "nonlinear_lru", "nonlinearity": "tanh"}),
 }  # fmt: skip
-for _slug, (_description, _overrides) in RTU_TC_NETWORKS.items():
+for _slug, (_description, _overrides) in _RTU_TC_NETWORKS.items():
     _preset(f"rtu-tc-{_slug}", f"RTU paper, trace conditioning: {_description} (8 units), exact "
             "RTRL", **_RTU_TC, **_overrides)  # fmt: skip
 _preset("rtu-tc-lru-tbptt", "RTU paper, trace conditioning: online LRU (8 units), T-BPTT T=8",
