@@ -23,6 +23,7 @@ from rtrl.gradients import ESTIMATORS, make_estimator
 from rtrl.learners import make_optimizer, td_lambda
 from rtrl.learners.actor_critic import actor_critic
 from rtrl.learners.impala import ImpalaConfig, impala
+from rtrl.learners.optim import PER_STREAM_OPTIMIZERS
 from rtrl.learners.ppo import PPOConfig, ppo
 from rtrl.learners.trunks import bptt_trunk, feedforward_trunk, rtrl_trunk
 from rtrl.networks.normalize import rate_of_window
@@ -103,14 +104,17 @@ def build_estimator(config: dict[str, Any]):
 def build_td_learner(config: dict[str, Any]):
     """The TD(lambda) learner of a prediction configuration (its network, estimator, optimiser
     and head rules), independent of the stream."""
+    per_stream = config["optimizer"] in PER_STREAM_OPTIMIZERS  # ObGD: bounded by kappa
+    options = {"kappa": config["kappa"]} if per_stream else {}
     return td_lambda(
         build_estimator(config),
-        make_optimizer(config["optimizer"], config["step_size"]),
+        make_optimizer(config["optimizer"], config["step_size"], **options),
         config["lambda"],
         feature_norm_rate=rate_of_window(config["feature_norm_window"]),
         feature_norm_floor=config["norm_floor"],
         head_step_per_feature=config["head_step_per_feature"],
         bias_step_per_feature=config["bias_step_per_feature"],
+        per_stream_optimizer=per_stream,
     )
 
 

@@ -51,7 +51,8 @@ _AT_LEAST_ZERO = {"num_distractors", "stage_size", "stage_steps", "seed", "hidde
                   "adam_eps", "input_norm_window", "feature_norm_window", "baseline_coef",
                   "reward_clip", "behaviour_lag", "rmsprop_eps", "max_timescale"}  # fmt: skip
 _UNIT_INTERVAL = {"gamma", "lambda", "gae_lambda", "final_fraction", "density"}  # [0, 1]
-_POSITIVE = {"step_size", "norm_floor", "init_scale", "meta_step_size", "rho_bar", "c_bar"}
+_POSITIVE = {"step_size", "norm_floor", "init_scale", "meta_step_size", "rho_bar", "c_bar",
+             "kappa"}  # fmt: skip
 # Choices of the string keys that have a fixed set.
 _CHOICES = {"resize": ("area", "bilinear"), "torso": ("resnet", "nature")}
 

@@ -1,8 +1,9 @@
 """Optimisers by name: optax transformations that every learner takes.
 
 Each receives the descent direction (for TD(lambda), -delta e) and returns the update; the step
-size is always called ``step_size``. The streaming learners' ObGD and AdaptiveObGD instead take
-the prediction's gradient and the TD error (``obgd``).
+size is always called ``step_size``. ObGD and AdaptiveObGD, the streaming learners' optimisers,
+also take the TD error (``update(direction, state, td_error=...)``; the learners pass it to
+every optimiser, and the others ignore it).
 
 ``make_optimizer`` holds the step size in the optimiser's state rather than in the compiled
 program (``optax.inject_hyperparams``), so one compiled step serves every step size: a sweep
@@ -50,13 +51,13 @@ def clipped_rmsprop(
 
 
 class ObgdState(NamedTuple):
-    trace: optax.Updates  # z, the eligibility trace of the prediction's gradient
     second_moment: optax.Updates  # v (AdaptiveObGD only; empty for ObGD)
     count: jax.Array  # updates made (AdaptiveObGD's bias correction)
 
 
 def _check_obgd(step_size: float, kappa: float) -> None:
-    if not step_size > 0:
+    # make_optimizer's step size arrives as a traced value (it is state): checked where concrete.
+    if not isinstance(step_size, jax.core.Tracer) and not step_size > 0:
         raise ValueError(f"ObGD's step_size must be positive, got {step_size} (the papers: 1.0)")
     if not kappa > 0:
         raise ValueError(f"ObGD's kappa must be positive, got {kappa} (the papers: 2 for values, "
@@ -67,57 +68,64 @@ def _l1(tree) -> jax.Array:
     return sum(jnp.sum(jnp.abs(leaf)) for leaf in jax.tree.leaves(tree))
 
 
-def obgd(step_size: float = 1.0, kappa: float = 2.0, gamma: float = 0.99,
-         trace_lambda: float = 0.8, adaptive: bool = False, beta2: float = 0.999,
-         eps: float = 1e-8) -> optax.GradientTransformationExtraArgs:  # fmt: skip
+def obgd(
+    step_size: float = 1.0,
+    kappa: float = 2.0,
+    adaptive: bool = False,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+) -> optax.GradientTransformationExtraArgs:
     """Overshooting-bounded gradient descent (Elsayed, Vasan and Mahmood 2024), the streaming
-    learners' optimiser: it keeps the eligibility trace itself.
+    learners' optimiser, for a learner that keeps its eligibility trace z (as every learner here
+    does) and passes the direction d = -td_error * z with the TD error::
 
-    ``update(g, state, params=None, *, td_error, reset=False)`` takes g, the gradient of the
-    *prediction* (a value, an action value or a log-probability), and returns the change to add
-    to the parameters (``optax.apply_updates``)::
+        M = step_size * kappa * max(|td_error|, 1) * sum_i |z_i|
+        update = -(step_size / max(1, M)) * d          (= step / max(1, M) * td_error * z)
 
-        z <- gamma * trace_lambda * z + g
-        M  = step_size * kappa * max(|td_error|, 1) * sum_i |z_i|
-        w <- w + (step_size / max(1, M)) * td_error * z
-        z <- 0 where ``reset`` (an episode ended), after the update
+    so that one update cannot move the prediction past its target. ``adaptive``
+    (AdaptiveObGD) first divides d by the root of a bias-corrected second moment,
+    v <- beta2 v + (1 - beta2) d^2 (eps inside the root), in the update and in M.
 
-    so one update cannot move the prediction past its target. ``adaptive`` (AdaptiveObGD)
-    divides by the square root of a bias-corrected second moment of td_error * z,
-    v <- beta2 v + (1 - beta2) (td_error z)^2, in the update and in M (eps inside the root).
+    ``update(d, state, params=None, *, td_error)``. The norm runs over every parameter the
+    update sees: one stream's (the learners run ObGD on streams vmapped, not stacked). The trace
+    restarts where the learner's discount is 0, so an episode's end needs nothing here.
     """
     _check_obgd(step_size, kappa)
-    decay = gamma * trace_lambda
 
     def init(params):
-        zeros = jax.tree.map(jnp.zeros_like, params)
-        return ObgdState(zeros, zeros if adaptive else {}, jnp.zeros((), jnp.int32))
+        moments = jax.tree.map(jnp.zeros_like, params) if adaptive else {}
+        return ObgdState(moments, jnp.zeros((), jnp.int32))
 
-    def update(grads, state, params=None, *, td_error, reset=False, **extra_args):
+    def update(direction, state, params=None, *, td_error, **extra_args):
         del params, extra_args
-        trace = jax.tree.map(lambda z, g: decay * z + g, state.trace, grads)
         second, count = state.second_moment, state.count + 1
-        scaled = trace
+        scaled = direction
         if adaptive:
-            second = jax.tree.map(lambda v, z: beta2 * v + (1 - beta2) * (td_error * z) ** 2,
-                                  second, trace)  # fmt: skip
+            second = jax.tree.map(lambda v, d: beta2 * v + (1 - beta2) * d**2, second, direction)
             correction = 1 - beta2 ** count.astype(jnp.result_type(float))
-            scaled = jax.tree.map(lambda z, v: z / jnp.sqrt(v / correction + eps), trace, second)
-        bound = step_size * kappa * jnp.maximum(jnp.abs(td_error), 1.0) * _l1(scaled)
+            scaled = jax.tree.map(lambda d, v: d / jnp.sqrt(v / correction + eps), direction,
+                                  second)  # fmt: skip
+        magnitude = jnp.abs(td_error)
+        # sum |z| = sum |d| / |td_error|; with no error there is no update to bound.
+        trace_norm = jnp.where(
+            magnitude > 0, _l1(scaled) / jnp.where(magnitude > 0, magnitude, 1.0), 0.0
+        )
+        bound = step_size * kappa * jnp.maximum(magnitude, 1.0) * trace_norm
         step = step_size / jnp.maximum(bound, 1.0)
-        updates = jax.tree.map(lambda z: step * td_error * z, scaled)
-        keep = 1.0 - jnp.asarray(reset, jnp.float32)
-        trace = jax.tree.map(lambda z: z * keep.astype(z.dtype), trace)
-        return updates, ObgdState(trace, second, count)
+        return jax.tree.map(lambda d: -step * d, scaled), ObgdState(second, count)
 
     return optax.GradientTransformationExtraArgs(init, update)
 
 
-def adaptive_obgd(step_size: float = 1.0, kappa: float = 2.0, gamma: float = 0.99,
-                  trace_lambda: float = 0.8, beta2: float = 0.999,
+def adaptive_obgd(step_size: float = 1.0, kappa: float = 2.0, beta2: float = 0.999,
                   eps: float = 1e-8) -> optax.GradientTransformationExtraArgs:  # fmt: skip
     """AdaptiveObGD: ``obgd`` with the second moment (its ``adaptive`` switch)."""
-    return obgd(step_size, kappa, gamma, trace_lambda, adaptive=True, beta2=beta2, eps=eps)
+    return obgd(step_size, kappa, adaptive=True, beta2=beta2, eps=eps)
+
+
+# Optimisers whose step is bounded by a norm over one stream's parameters: their learners run
+# the streams vmapped.
+PER_STREAM_OPTIMIZERS = ("obgd", "adaptive_obgd")
 
 
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
@@ -126,7 +134,7 @@ OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "rmsprop_on_update": rmsprop_on_update,
     "clipped_adam": clipped_adam,
     "clipped_rmsprop": clipped_rmsprop,
-    "obgd": obgd,  # streaming learners: update(g, state, td_error=..., reset=...)
+    "obgd": obgd,  # bounded by the trace's norm: update(direction, state, td_error=...)
     "adaptive_obgd": adaptive_obgd,
 }
 

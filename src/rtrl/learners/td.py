@@ -77,8 +77,13 @@ def td_lambda(
     feature_norm_floor: float = DEFAULT_VARIANCE_FLOOR,
     head_step_per_feature: bool = False,
     bias_step_per_feature: bool = True,
+    per_stream_optimizer: bool = False,
 ) -> TDLambda:
-    """TD(lambda) for any estimator and any optax optimiser (which receives -delta e).
+    """TD(lambda) for any estimator and any optax optimiser (which receives -delta e, and the TD
+    error as ``td_error``: ObGD bounds its step with it; the others ignore it).
+
+    ``per_stream_optimizer``: the optimiser reduces over all of a stream's parameters (ObGD's
+    norm of the trace), so the learner runs its streams vmapped, never stacked on a last axis.
 
     ``feature_norm_rate`` < 1 normalises the features by running statistics before the head
     (as in ``rtrl.networks.normalize``); the statistics are updated after the value is computed
@@ -100,6 +105,7 @@ def td_lambda(
             "head_step_per_feature=false"
         )
     cell = estimator.cell
+    optimizer = optax.with_extra_args_support(optimizer)
 
     def features_in_use(est_state) -> jax.Array:
         if estimator.active_features is None:
@@ -148,7 +154,8 @@ def td_lambda(
         if estimator.trainable is not None:
             mask = estimator.trainable(state.params["cell"], est_state)
             direction["cell"] = jax.tree.map(jnp.multiply, direction["cell"], mask)
-        updates, opt_state = optimizer.update(direction, state.opt_state, state.params)
+        updates, opt_state = optimizer.update(direction, state.opt_state, state.params,
+                                              td_error=delta)  # fmt: skip
         if head_step_per_feature:
             scale = 1.0 / features_in_use(est_state)
             head = dict(updates["head"], w=updates["head"]["w"] * scale)
@@ -162,4 +169,4 @@ def td_lambda(
         new_state = TDState(params, opt_state, est_state, trace, value, started, feature_stats)
         return new_state, {"value": value, "td_error": delta}
 
-    return TDLambda(init, step, estimator.streams_last)
+    return TDLambda(init, step, estimator.streams_last and not per_stream_optimizer)

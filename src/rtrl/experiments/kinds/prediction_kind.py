@@ -47,7 +47,8 @@ DEFAULTS: dict[str, Any] = {
     # the bias's step too (the CCN reference's rule; false gives the bias the full step).
     "head_step_per_feature": False,
     "bias_step_per_feature": True,
-    "optimizer": "rmsprop_on_update",  # sgd | adam | rmsprop_on_update
+    "optimizer": "rmsprop_on_update",  # sgd | adam | rmsprop_on_update | obgd | adaptive_obgd
+    "kappa": 2.0,  # obgd, adaptive_obgd: the bound on one update's reach (stream TD: 2)
     "step_size": 1e-3,
     "lambda": 0.9,
     "steps": 200_000,
