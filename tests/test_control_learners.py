@@ -130,6 +130,47 @@ def test_actor_critic_bootstraps_a_truncated_episode_from_its_final_value():
         assert float(metrics["td_error"]) == pytest.approx(want, rel=1e-9)
 
 
+@pytest.mark.float64
+def test_stream_actor_critic_takes_obgd_bounded_steps_of_its_traces():
+    """With ObGD, each step moves the parameters by the critic's bounded step of delta e^v plus
+    the actor's of delta e^pi (entropy off), each bounded by its own kappa and trace; with the
+    entropy weighted by |delta|, the first step (no TD error yet) does not move them."""
+    from rtrl.learners.optim import obgd
+
+    def flat(tree):
+        return np.concatenate([np.ravel(leaf) for leaf in jax.tree.leaves(tree)])
+
+    cell = make_cell("linear_rtu", 3)
+    learner = actor_critic(columnar_rtrl(cell), Discrete(2), obgd(1.0, 3.0), obgd(1.0, 2.0),
+                           gamma=0.9, lambda_=0.8, shared_trunk=False,
+                           entropy_by_td_error=True)  # fmt: skip
+    state = learner.init(jax.random.PRNGKey(0), 2)
+    step = jax.jit(learner.step)
+    xs = jax.random.normal(jax.random.PRNGKey(1), (8, 2))
+    cut = 0
+    for t in range(8):
+        new, _, metrics = step(state, jax.random.PRNGKey(t), xs[t], 1.0 - t % 3, t == 4)
+        delta = float(metrics["td_error"])
+        moved = flat(new.params) - flat(state.params)
+        expected = 0.0
+        for trace, kappa in ((flat(state.critic_trace), 2.0), (flat(state.actor_trace), 3.0)):
+            bound = kappa * max(abs(delta), 1.0) * np.abs(trace).sum()
+            cut += bound > 1
+            expected = expected + delta * trace / max(bound, 1.0)
+        np.testing.assert_allclose(moved, expected, atol=1e-12)
+        state = new
+    assert cut > 0
+    entropic = actor_critic(columnar_rtrl(cell), Discrete(2), obgd(1.0, 3.0), obgd(1.0, 2.0),
+                            entropy_coef=0.5, entropy_by_td_error=True)  # fmt: skip
+    first = entropic.init(jax.random.PRNGKey(0), 2)
+    after, _, _ = entropic.step(first, jax.random.PRNGKey(0), xs[0], 0.0, False)
+    np.testing.assert_array_equal(flat(after.params), flat(first.params))
+    from rtrl.experiments import configuration
+
+    with pytest.raises(ValueError, match="ac_optimizer must be one of adam, obgd, adaptive_obgd"):
+        configuration.resolve("ac-rtu-cartpole-p", {"ac_optimizer": "sgd"})
+
+
 def test_distributions_against_closed_forms():
     gauss = diagonal_gaussian(2)
     output = jnp.array([0.3, -0.2, 0.1, -0.5])  # mean, log std

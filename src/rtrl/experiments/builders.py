@@ -214,12 +214,17 @@ def build_actor_critic(config: dict[str, Any], action_space):
     if config["estimator"] == "bptt":
         raise ValueError("the real-time actor-critic needs an online estimator, not bptt")
     estimator = make_estimator(config["estimator"], cell_of(config))
+    name, stream = config["ac_optimizer"], config["ac_optimizer"] in PER_STREAM_OPTIMIZERS
+
+    def optimizer(kappa: float):
+        return make_optimizer(name, config["step_size"], **({"kappa": kappa} if stream else {}))
+
     return actor_critic(
-        estimator, action_space,
-        make_optimizer("adam", config["step_size"]), make_optimizer("adam", config["step_size"]),
+        estimator, action_space, optimizer(config["actor_kappa"]),
+        optimizer(config["critic_kappa"]),
         gamma=config["gamma"], lambda_=config["lambda"], entropy_coef=config["entropy_coef"],
         shared_trunk=config["shared_trunk"], head_hidden=config["hidden"],
-        bootstrap_truncation=config["bootstrap_truncation"],
+        bootstrap_truncation=config["bootstrap_truncation"], entropy_by_td_error=stream,
     )  # fmt: skip
 
 

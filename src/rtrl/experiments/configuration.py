@@ -52,9 +52,10 @@ _AT_LEAST_ZERO = {"num_distractors", "stage_size", "stage_steps", "seed", "hidde
                   "reward_clip", "behaviour_lag", "rmsprop_eps", "max_timescale"}  # fmt: skip
 _UNIT_INTERVAL = {"gamma", "lambda", "gae_lambda", "final_fraction", "density"}  # [0, 1]
 _POSITIVE = {"step_size", "norm_floor", "init_scale", "meta_step_size", "rho_bar", "c_bar",
-             "kappa"}  # fmt: skip
+             "kappa", "actor_kappa", "critic_kappa"}  # fmt: skip
 # Choices of the string keys that have a fixed set.
-_CHOICES = {"resize": ("area", "bilinear"), "torso": ("resnet", "nature")}
+_CHOICES = {"resize": ("area", "bilinear"), "torso": ("resnet", "nature"),
+            "ac_optimizer": ("adam", "obgd", "adaptive_obgd")}  # fmt: skip
 
 
 def check_value(key: str, value: Any) -> None:

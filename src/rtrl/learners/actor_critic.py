@@ -10,7 +10,14 @@ gamma_{t+1} = 0 and the recurrent state and traces restart before reading it), t
     e^pi_{t+1} = gamma_{t+1} lambda e^pi_t + grad log pi(a_{t+1} | h_{t+1})
 
 (the same ordering as ``rtrl.learners.td``; the entropy bonus is applied directly, not through
-the trace). An episode cut short by a time limit (``truncated``) starts the next one like any
+the trace). Both optimisers also receive delta_t as ``td_error``: with ObGD
+(``rtrl.learners.optim.obgd``, kappa 3 for the actor and 2 for the critic) and
+``entropy_by_td_error`` this is stream AC(lambda) (Elsayed et al. 2024), whose actor update is
+delta_t e^pi + |delta_t| beta grad H, the entropy entering at sign(delta) beta as in its trace,
+and whose step is bounded by the norm of that trace. Stream AC also carries the entropy term
+forward in its trace, decayed; here it acts on its own step only.
+
+An episode cut short by a time limit (``truncated``) starts the next one like any
 other end, but its last TD error bootstraps from gamma V(x'), the value of the observation x' it
 ended in, read by the trunk before its reset (``bootstrap_truncation=False``: as a terminal
 state). Which parameter gets which gradient: the recurrent trunk's parameters get the
@@ -87,6 +94,7 @@ def actor_critic(
     shared_trunk: bool = True,
     head_hidden: int = 0,
     bootstrap_truncation: bool = True,
+    entropy_by_td_error: bool = False,
 ) -> ActorCritic:
     """Real-time actor-critic on any estimator's trunk (see the module docstring).
 
@@ -96,6 +104,8 @@ def actor_critic(
         raise ValueError("actor-critic trains every trunk parameter; staged networks are for TD")
     cell = estimator.cell
     dist = distribution_for(action_space)
+    actor_optimizer = optax.with_extra_args_support(actor_optimizer)
+    critic_optimizer = optax.with_extra_args_support(critic_optimizer)
     trunks = ("trunk",) if shared_trunk else ("actor_trunk", "critic_trunk")
 
     def head_sizes(out: int) -> list[int]:
@@ -163,14 +173,15 @@ def actor_critic(
             target = target + jnp.where(truncated & ~terminated, gamma * final_value, 0.0)
         delta = jnp.where(state.started, target - state.value, 0.0)
         critic_direction = jax.tree.map(lambda e: -delta * e, state.critic_trace)
+        entropy_weight = entropy_coef * (jnp.abs(delta) if entropy_by_td_error else 1.0)
         actor_direction = jax.tree.map(
-            lambda e, h: -(delta * e + entropy_coef * h), state.actor_trace, entropy_grad
+            lambda e, h: -(delta * e + entropy_weight * h), state.actor_trace, entropy_grad
         )
         actor_updates, actor_opt = actor_optimizer.update(
-            actor_direction, state.opt_state[0], state.params
+            actor_direction, state.opt_state[0], state.params, td_error=delta
         )
         critic_updates, critic_opt = critic_optimizer.update(
-            critic_direction, state.opt_state[1], state.params
+            critic_direction, state.opt_state[1], state.params, td_error=delta
         )
         params = optax.apply_updates(
             state.params, jax.tree.map(jnp.add, actor_updates, critic_updates)

@@ -55,6 +55,11 @@ DEFAULTS: dict[str, Any] = {
     # real-time actor-critic
     "lambda": 0.9,
     "shared_trunk": True,
+    # adam, or obgd / adaptive_obgd: stream AC(lambda) (Elsayed et al. 2024), each step bounded
+    # by kappa (the actor's 3, the critic's 2) and the entropy weighted by |delta|
+    "ac_optimizer": "adam",
+    "actor_kappa": 3.0,
+    "critic_kappa": 2.0,
     "steps": 500_000,
     "paper_steps": 5_000_000,
     "chunk": 20_480,  # environment steps per compiled call (whole PPO iterations)
