@@ -15,7 +15,7 @@ knows nothing of them otherwise, opens them for whichever run it drives.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Iterator
@@ -106,6 +106,14 @@ class WandbLogger:
 _OPENERS = {"tensorboard": TensorBoardLogger, "wandb": WandbLogger}
 
 
-def open_loggers(out: Path, record: dict[str, Any]) -> list:
-    """The loggers set around this run (``logging_to``), opened on its directory."""
-    return [_OPENERS[name](out, record) for name in _ACTIVE.get()]
+@contextmanager
+def open_loggers(out: Path, record: dict[str, Any]) -> Iterator[list]:
+    """The loggers set around this run (``logging_to``), open on its directory for the block
+    and closed after it, however it ends."""
+    with ExitStack() as stack:
+        loggers = []
+        for name in _ACTIVE.get():
+            logger = _OPENERS[name](out, record)
+            stack.callback(logger.close)
+            loggers.append(logger)
+        yield loggers

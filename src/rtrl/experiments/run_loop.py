@@ -163,15 +163,13 @@ def run_loop(
     last = chunks if stop_after is None else min(chunks, start + stop_after)
     bar = tqdm(total=chunks * steps * seeds, initial=start * steps * seeds, unit="step",
                unit_scale=True, disable=not progress, desc=out.name)  # fmt: skip
-    loggers = open_loggers(out, record)  # TensorBoard, W&B: mirrors of the metrics file
+    with open_loggers(out, record) as loggers:  # TensorBoard, W&B: mirrors of the metrics
 
-    def append(rows: list) -> int:
-        for logger in loggers:
-            logger.write(recorder.header, rows)
-        return append_rows(metrics_path, recorder.header, rows)
+        def append(rows: list) -> int:
+            for logger in loggers:
+                logger.write(recorder.header, rows)
+            return append_rows(metrics_path, recorder.header, rows)
 
-    def drive() -> dict[str, Any]:
-        nonlocal state, carry, rows_written
         index = start
         try:
             for index in range(start, last):
@@ -208,12 +206,6 @@ def run_loop(
             rows_written += append(list(recorder.finish(carry, chunks)))
             checkpoint(chunks, True)
         return summarise("complete")
-
-    try:
-        return drive()
-    finally:
-        for logger in loggers:
-            logger.close()
 
 
 def chunks_for(steps: int, chunk_steps: int, exact: bool, announce: bool = False,
