@@ -64,10 +64,6 @@ def _check_obgd(step_size: float, kappa: float) -> None:
                          "3 for policies)")  # fmt: skip
 
 
-def _l1(tree) -> jax.Array:
-    return sum(jnp.sum(jnp.abs(leaf)) for leaf in jax.tree.leaves(tree))
-
-
 def obgd(
     step_size: float = 1.0,
     kappa: float = 2.0,
@@ -106,10 +102,9 @@ def obgd(
             scaled = jax.tree.map(lambda d, v: d / jnp.sqrt(v / correction + eps), direction,
                                   second)  # fmt: skip
         magnitude = jnp.abs(td_error)
-        # sum |z| = sum |d| / |td_error|; with no error there is no update to bound.
-        trace_norm = jnp.where(
-            magnitude > 0, _l1(scaled) / jnp.where(magnitude > 0, magnitude, 1.0), 0.0
-        )
+        # sum |z| = sum |d| / |td_error|; with no error d is 0 and so is the norm.
+        tiny = jnp.finfo(jnp.result_type(magnitude)).tiny
+        trace_norm = optax.tree_utils.tree_norm(scaled, ord=1) / jnp.maximum(magnitude, tiny)
         bound = step_size * kappa * jnp.maximum(magnitude, 1.0) * trace_norm
         step = step_size / jnp.maximum(bound, 1.0)
         return jax.tree.map(lambda d: -step * d, scaled), ObgdState(second, count)
