@@ -101,20 +101,25 @@ def build_estimator(config: dict[str, Any]):
     return make_estimator(config["estimator"], cell, truncation=truncation)
 
 
+def _online_optimizer(name: str, step_size: float, kappa: float):
+    """An online learner's optimiser by name; ObGD's (``PER_STREAM_OPTIMIZERS``) also takes the
+    bound kappa, which the others have not."""
+    options = {"kappa": kappa} if name in PER_STREAM_OPTIMIZERS else {}
+    return make_optimizer(name, step_size, **options)
+
+
 def build_td_learner(config: dict[str, Any]):
     """The TD(lambda) learner of a prediction configuration (its network, estimator, optimiser
     and head rules), independent of the stream."""
-    per_stream = config["optimizer"] in PER_STREAM_OPTIMIZERS  # ObGD: bounded by kappa
-    options = {"kappa": config["kappa"]} if per_stream else {}
     return td_lambda(
         build_estimator(config),
-        make_optimizer(config["optimizer"], config["step_size"], **options),
+        _online_optimizer(config["optimizer"], config["step_size"], config["kappa"]),
         config["lambda"],
         feature_norm_rate=rate_of_window(config["feature_norm_window"]),
         feature_norm_floor=config["norm_floor"],
         head_step_per_feature=config["head_step_per_feature"],
         bias_step_per_feature=config["bias_step_per_feature"],
-        per_stream_optimizer=per_stream,
+        per_stream_optimizer=config["optimizer"] in PER_STREAM_OPTIMIZERS,
     )
 
 
@@ -214,17 +219,14 @@ def build_actor_critic(config: dict[str, Any], action_space):
     if config["estimator"] == "bptt":
         raise ValueError("the real-time actor-critic needs an online estimator, not bptt")
     estimator = make_estimator(config["estimator"], cell_of(config))
-    name, stream = config["ac_optimizer"], config["ac_optimizer"] in PER_STREAM_OPTIMIZERS
-
-    def optimizer(kappa: float):
-        return make_optimizer(name, config["step_size"], **({"kappa": kappa} if stream else {}))
-
+    name, step_size = config["ac_optimizer"], config["step_size"]
     return actor_critic(
-        estimator, action_space, optimizer(config["actor_kappa"]),
-        optimizer(config["critic_kappa"]),
+        estimator, action_space, _online_optimizer(name, step_size, config["actor_kappa"]),
+        _online_optimizer(name, step_size, config["critic_kappa"]),
         gamma=config["gamma"], lambda_=config["lambda"], entropy_coef=config["entropy_coef"],
         shared_trunk=config["shared_trunk"], head_hidden=config["hidden"],
-        bootstrap_truncation=config["bootstrap_truncation"], entropy_by_td_error=stream,
+        bootstrap_truncation=config["bootstrap_truncation"],
+        entropy_by_td_error=name in PER_STREAM_OPTIMIZERS,
     )  # fmt: skip
 
 
