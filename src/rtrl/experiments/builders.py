@@ -10,6 +10,7 @@ from typing import Any
 from rtrl.cells import FEEDFORWARD, make_cell
 from rtrl.envs.control import ControlEnv, wrap_for_agents
 from rtrl.envs.gymnax_envs import DEFAULT_MEMORY_LENGTH
+from rtrl.spaces import ActionSpace, Discrete
 from rtrl.envs.registry import (
     HOST_PREFIX,
     is_envpool_env,
@@ -25,12 +26,16 @@ from rtrl.learners.actor_critic import actor_critic
 from rtrl.learners.impala import ImpalaConfig, impala
 from rtrl.learners.optim import PER_STREAM_OPTIMIZERS
 from rtrl.learners.ppo import PPOConfig, ppo
+from rtrl.learners.stream_q import Q_LEARNERS, check_q_optimizer, stream_q
+from rtrl.learners.streaming import stream_network
 from rtrl.learners.trunks import bptt_trunk, feedforward_trunk, rtrl_trunk
 from rtrl.networks.normalize import rate_of_window
 from rtrl.networks.staged import staged_network
 
 STREAM_OPTIONS = ("isi", "num_distractors", "game", "frame_size", "resize", "gamma")
-CONTROL_LEARNERS = ("ppo", "impala", "actor_critic")
+# The learners that update once per step, stepping one environment per seed
+ONLINE_LEARNERS = ("actor_critic", *Q_LEARNERS)
+CONTROL_LEARNERS = ("ppo", "impala", *ONLINE_LEARNERS)
 
 
 # Prediction
@@ -174,10 +179,11 @@ def check_control_learner(config: dict[str, Any]) -> None:
     if config["previous_reward"] and (is_envpool(config) or is_host_env(config["env"])):
         raise ValueError("previous_reward applies to JAX environments only (set "
                          "previous_reward=false)")  # fmt: skip
-    if is_host_env(config["env"]) and config["learner"] != "actor_critic":
+    if is_host_env(config["env"]) and config["learner"] not in ONLINE_LEARNERS:
         raise ValueError(
-            "Gymnasium environments (env=gym:...) run with the host-loop actor-critic "
-            "(--set learner=actor_critic); PPO and IMPALA need a JAX environment"
+            "Gymnasium environments (env=gym:...) run with the host-loop online learners "
+            f"(--set learner=actor_critic, or one of {', '.join(Q_LEARNERS)}); PPO and IMPALA "
+            "need a JAX environment"
         )
 
 
@@ -228,6 +234,53 @@ def build_actor_critic(config: dict[str, Any], action_space):
         bootstrap_truncation=config["bootstrap_truncation"],
         entropy_by_td_error=name in PER_STREAM_OPTIMIZERS,
     )  # fmt: skip
+
+
+def _streaming_trunk(config: dict[str, Any]):
+    """The trunk of a streaming network: an online estimator of the cell (nothing of the past is
+    stored, so a T-BPTT window is one step), or the feed-forward cell itself."""
+    if config["cell"] == FEEDFORWARD:
+        return make_cell(FEEDFORWARD, config["units"])
+    name = config["estimator"]
+    if name == "bptt" or (name.startswith("tbptt") and name != "tbptt_1"):
+        raise ValueError(f"the online learners store no past steps, so estimator={name} cannot "
+                         "run: use tbptt_1 or an RTRL estimator (columnar_rtrl)")  # fmt: skip
+    return make_estimator(name, cell_of(config))
+
+
+def build_stream_q(config: dict[str, Any], action_space: ActionSpace):
+    """Q(lambda), SARSA(lambda) or QRC(lambda) (``learner``) on the configuration's streaming
+    network; with ``q_optimizer=obgd`` the stream-x learners."""
+    learner, name = config["learner"], config["q_optimizer"]
+    if not isinstance(action_space, Discrete):
+        raise ValueError(f"{learner} learns action values of discrete actions; this "
+                         "environment's actions are continuous (use learner=actor_critic)")  # fmt: skip
+    check_q_optimizer(learner, name)
+
+    def network():
+        encoder = (config["encoder_units"],) * config["encoder_layers"]
+        return stream_network(_streaming_trunk(config), action_space.n, encoder,
+                              config["layer_norm"], config["sparsity"])  # fmt: skip
+
+    corrected = learner == "qrc_lambda"
+    return stream_q(
+        network(), learner, _online_optimizer(name, config["step_size"], config["q_kappa"]),
+        gamma=config["gamma"], lambda_=config["lambda"], epsilon_start=config["epsilon_start"],
+        epsilon_end=config["epsilon_end"],
+        exploration_steps=int(config["exploration_fraction"] * config["steps"]),
+        h_network=network() if corrected else None,
+        h_optimizer=make_optimizer(name, config["h_step_size"]) if corrected else None,
+        h_regularizer=config["h_regularizer"],
+        bootstrap_truncation=config["bootstrap_truncation"],
+    )  # fmt: skip
+
+
+def build_online_learner(config: dict[str, Any], action_space: ActionSpace):
+    """The learner of an online control configuration, which steps as the actor-critic does:
+    ``step(state, key, observation, reward, terminated, truncated, final observation)``."""
+    if config["learner"] in Q_LEARNERS:
+        return build_stream_q(config, action_space)
+    return build_actor_critic(config, action_space)
 
 
 def point_steps(config: dict[str, Any]) -> int:

@@ -45,17 +45,20 @@ _AT_LEAST_ONE = {"units", "steps", "paper_steps", "chunk", "bin_size", "final_wi
                  "truncation", "isi", "frame_size", "rollout_length", "num_envs", "epochs",
                  "minibatches", "sequence_length", "columns", "inputs",
                  "segment_length", "max_length", "batch_size", "validation_size",
-                 "memory_length"}  # fmt: skip
+                 "memory_length", "encoder_units"}  # fmt: skip
 _AT_LEAST_ZERO = {"num_distractors", "stage_size", "stage_steps", "seed", "hidden", "clip",
                   "value_clip", "value_coef", "entropy_coef", "max_grad_norm",
                   "adam_eps", "input_norm_window", "feature_norm_window", "baseline_coef",
-                  "reward_clip", "behaviour_lag", "rmsprop_eps", "max_timescale"}  # fmt: skip
-_UNIT_INTERVAL = {"gamma", "lambda", "gae_lambda", "final_fraction", "density"}  # [0, 1]
+                  "reward_clip", "behaviour_lag", "rmsprop_eps", "max_timescale",
+                  "encoder_layers", "h_regularizer"}  # fmt: skip
+_UNIT_INTERVAL = {"gamma", "lambda", "gae_lambda", "final_fraction", "density", "epsilon_start",
+                  "epsilon_end", "exploration_fraction"}  # [0, 1]
 _POSITIVE = {"step_size", "norm_floor", "init_scale", "meta_step_size", "rho_bar", "c_bar",
-             "kappa", "actor_kappa", "critic_kappa"}  # fmt: skip
+             "kappa", "actor_kappa", "critic_kappa", "q_kappa", "h_step_size"}  # fmt: skip
 # Choices of the string keys that have a fixed set.
 _CHOICES = {"resize": ("area", "bilinear"), "torso": ("resnet", "nature"),
-            "ac_optimizer": ("adam", "obgd", "adaptive_obgd")}  # fmt: skip
+            "ac_optimizer": ("adam", "obgd", "adaptive_obgd"),
+            "q_optimizer": ("adam", "sgd", "obgd", "adaptive_obgd")}  # fmt: skip
 
 
 def check_value(key: str, value: Any) -> None:

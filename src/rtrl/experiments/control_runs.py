@@ -62,9 +62,10 @@ def batched_program(config: dict[str, Any], seeds: int) -> Program:
     return _program(agent.init, run_chunk, seeds, config)
 
 
-def actor_critic_program(config: dict[str, Any], seeds: int) -> Program:
+def online_program(config: dict[str, Any], seeds: int) -> Program:
+    """The online learners (actor-critic, Q(lambda), ...): one update per environment step."""
     env = builders.control_env(config)
-    learner = builders.build_actor_critic(config, env.action_space)
+    learner = builders.build_online_learner(config, env.action_space)
     bin_size = config["bin_size"]
     bins = builders.chunk_steps(config) // bin_size
 
@@ -95,11 +96,11 @@ def actor_critic_program(config: dict[str, Any], seeds: int) -> Program:
     return _program(init, run_chunk, seeds, config)
 
 
-def host_actor_critic_program(config: dict[str, Any], seeds: int) -> Program:
-    """The actor-critic stepped from Python with Gymnasium environments: a jitted, vmapped
+def host_online_program(config: dict[str, Any], seeds: int) -> Program:
+    """An online learner stepped from Python with Gymnasium environments: a jitted, vmapped
     learner step per environment step (no observation normalisation). Not checkpointable."""
     envs = builders.host_envs(config, seeds)
-    learner = builders.build_actor_critic(config, envs.action_space)
+    learner = builders.build_online_learner(config, envs.action_space)
     step = compiled.jit(jax.vmap(learner.step))
     bin_size = config["bin_size"]
     bins = builders.chunk_steps(config) // bin_size
@@ -163,9 +164,9 @@ def build_program(config: dict[str, Any], seeds: int) -> Program:
     if builders.is_envpool(config):
         return envpool_impala_program(config, seeds)
     if is_host_env(config["env"]):
-        return host_actor_critic_program(config, seeds)
-    if config["learner"] == "actor_critic":
-        return actor_critic_program(config, seeds)
+        return host_online_program(config, seeds)
+    if config["learner"] in builders.ONLINE_LEARNERS:
+        return online_program(config, seeds)
     return batched_program(config, seeds)
 
 

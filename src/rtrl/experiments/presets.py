@@ -314,6 +314,33 @@ _control_preset("memory-ac-rtu",
                 "exact RTRL", cell="linear_rtu",
                 **{**_AC, **_MEMORY, "entropy_coef": 0.01})  # fmt: skip
 
+# Streaming RL with recurrent state (study streaming-memory; Farr et al. 2026): QRC(lambda) with
+# its configuration on MemoryChain (lambda 0.95, Adam 1e-4 for Q and 1e-5 for h, beta 1,
+# epsilon from 1 to 0.01 over the first 10% of the steps, one encoder layer of 64), each network
+# with its own trunk, and stream-x's stabilisers (LayerNorm without gain, sparse initialisation
+# s = 0.9; no observation or reward scaling: MemoryChain's are already in [-1, 1]). The exact
+# RTRL agent against the same network trained with T-BPTT(1) (the previous state a constant),
+# and GRU and feed-forward agents with T-BPTT(1). --set memory_length=m is a chain of
+# L = m + 1 actions; --set learner=q_lambda (or sarsa_lambda) --set q_optimizer=obgd
+# --set step_size=1 gives stream Q(lambda) (SARSA(lambda)) on the same networks.
+_STREAMING = {"learner": "qrc_lambda", "lambda": 0.95, "q_optimizer": "adam", "step_size": 1e-4,
+              "h_step_size": 1e-5, "h_regularizer": 1.0, "exploration_fraction": 0.1,
+              "encoder_layers": 1, "encoder_units": 64, "layer_norm": True, "sparsity": 0.9,
+              "bin_size": 5_000, "chunk": 50_000}  # fmt: skip
+_STREAMING_MEMORY = {**_STREAMING, **_MEMORY, "steps": 100_000, "paper_steps": 500_000}
+STREAMING_AGENTS = {
+    "rtu": ("linear RTU 192, exact RTRL", {"cell": "linear_rtu", "units": 192}),
+    "rtu-tbptt1": ("linear RTU 192, T-BPTT(1)",
+                   {"cell": "linear_rtu", "units": 192, "estimator": "tbptt_1"}),
+    "gru-tbptt1": ("GRU 64, T-BPTT(1)",
+                   {"cell": "dense_gru", "units": 64, "estimator": "tbptt_1"}),
+    "ff": ("feed-forward, a tanh layer of 192", {"cell": "feedforward", "units": 192}),
+}  # fmt: skip
+for _agent, (_what, _agent_config) in STREAMING_AGENTS.items():
+    _control_preset(f"stream-memory-{_agent}",
+                    f"QRC(lambda) on MemoryChain, one update per step (--set memory_length=m): "
+                    f"{_what}", **_STREAMING_MEMORY, **_agent_config)  # fmt: skip
+
 
 # The gradient-alignment test-bed (Javed et al. 2021; rtrl.experiments.gradient_alignment): one
 # run is one coupling density, its seeds are independent problems; the study of that name runs

@@ -203,6 +203,26 @@ _study(Study(
     seeds=3, paper_seeds=10, budget={"steps": "50000"}, column="memory_length",
     more_columns=("env",), figures=("success",),
 ))  # fmt: skip
+# Streaming RL with recurrent state (Farr et al. 2026): QRC(lambda), one update per step and no
+# stored past, with an exact-RTRL RTU against the same RTU, a GRU and a feed-forward agent
+# trained with T-BPTT(1), on MemoryChain as the chain grows (L = memory_length + 1 actions).
+# --paper: their lengths up to L = 128, 500k steps and 16 seeds, and four of their five POPGym
+# tasks at Easy (Concentration is not among the library's POPGym games).
+_STREAMING_AGENTS = tuple(f"stream-memory-{a}" for a in presets.STREAMING_AGENTS)
+_study(Study(
+    "streaming-memory",
+    "Streaming QRC(lambda) on MemoryChain: an RTU with exact RTRL against RTU, GRU and "
+    "feed-forward agents with T-BPTT(1); success against chain length",
+    grids=(Grid(_STREAMING_AGENTS, {"memory_length": ("1", "3", "7", "15", "31", "63")}),),
+    paper_grids=(
+        Grid(_STREAMING_AGENTS,
+             {"memory_length": ("1", "3", "7", "15", "31", "47", "63", "127")}),
+        Grid(_STREAMING_AGENTS, {"env": tuple(f"{task}-easy" for task in (
+            "autoencode", "count_recall", "higher_lower", "repeat_first"))}),
+    ),
+    choose=(), seeds=3, paper_seeds=16, column="memory_length", more_columns=("env",),
+    figures=("success",),
+))  # fmt: skip
 # The copy task: which limits the eLSTM at long patterns, its architecture or its gradient? Exact
 # RTRL against backpropagation through whole sequences of the same eLSTM (the same gradient,
 # offline) and of an LSTM, and LSTMs with batch T-BPTT (T = 5, 10), at one sequence budget each.

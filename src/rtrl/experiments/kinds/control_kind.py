@@ -12,7 +12,9 @@ from rtrl.experiments.kinds import Kind, figure, refuse_games, shown
 # is these with its own values (rtrl.experiments.presets), and --set may change any of them.
 DEFAULTS: dict[str, Any] = {
     "kind": "control",
-    "learner": "ppo",  # ppo | impala | actor_critic
+    # ppo | impala | actor_critic | q_lambda | sarsa_lambda | qrc_lambda (the last four learn
+    # online, one update per step)
+    "learner": "ppo",
     "env": "halfcheetah-p",  # see rtrl.envs.registry.control_env_names()
     "mujoco_backend": "spring",  # Brax backend: spring | positional | generalized | mjx
     "memory_length": 5,  # gymnax:MemoryChain-bsuite only: steps between the cue and the query
@@ -60,6 +62,21 @@ DEFAULTS: dict[str, Any] = {
     "ac_optimizer": "adam",
     "actor_kappa": 3.0,
     "critic_kappa": 2.0,
+    # action values online (rtrl.learners.stream_q): q_lambda and sarsa_lambda with
+    # q_optimizer=obgd are stream Q(lambda) and stream SARSA(lambda) (Elsayed et al. 2024)
+    "q_optimizer": "adam",  # adam | sgd | obgd | adaptive_obgd (QRC: adam or sgd); step_size
+    "q_kappa": 2.0,
+    "epsilon_start": 1.0,
+    "epsilon_end": 0.01,
+    "exploration_fraction": 0.1,  # epsilon reaches its end after this fraction of the steps
+    "h_step_size": 1e-5,  # QRC(lambda)'s h network: its Adam (or SGD) step size
+    "h_regularizer": 1.0,  # QRC(lambda)'s beta
+    # the online learners' network (rtrl.learners.streaming): an encoder of encoder_layers
+    # layers of encoder_units before the trunk, with stream-x's stabilisers as switches
+    "encoder_layers": 0,
+    "encoder_units": 64,
+    "layer_norm": False,  # LayerNorm without gain or bias in each encoder layer
+    "sparsity": 0.0,  # sparse initialisation of encoder and head (stream-x: 0.9)
     "steps": 500_000,
     "paper_steps": 5_000_000,
     "chunk": 20_480,  # environment steps per compiled call (whole PPO iterations)
