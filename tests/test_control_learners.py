@@ -358,20 +358,24 @@ def test_actor_critic_learns_cartpole_p():
     assert late.mean() > 60, late.mean()
 
 
-@pytest.mark.parametrize("shared_trunk", [True, False])
-def test_actor_critic_traces_equal_autodiff_through_the_unrolled_trunk(shared_trunk):
+@pytest.mark.parametrize("shared_trunk,encoder", [(True, False), (False, False), (False, True)])
+def test_actor_critic_traces_equal_autodiff_through_the_unrolled_trunk(shared_trunk, encoder):
     """With the step sizes at zero, e^v_t = sum_k (gamma lambda)^k grad V_{t-k} and
     e^pi_t = sum_k (gamma lambda)^k grad log pi(a_{t-k} | h_{t-k}), cut at episode starts, where
-    each gradient is autodiff through the whole unrolled trunk (Gaussian policy)."""
+    each gradient is autodiff through the whole unrolled trunk (Gaussian policy). With stream-x's
+    encoder (LayerNorm, sparse initialisation) before each trunk, the encoder gets the immediate
+    gradient through the trunk's input."""
     from rtrl.gradients import bptt
+    from rtrl.learners.streaming import encode
     from rtrl.spaces import Box
 
     gamma, lam, steps = 0.9, 0.8, 9
     cell = make_cell("linear_rtu", 3)
     space = Box(2)
+    options = {"encoder_sizes": (5,), "layer_norm": True, "sparsity": 0.5} if encoder else {}
     learner = actor_critic(columnar_rtrl(cell), space, optax.sgd(0.0), optax.sgd(0.0),
                            gamma=gamma, lambda_=lam, shared_trunk=shared_trunk,
-                           head_hidden=4)  # fmt: skip
+                           head_hidden=4, **options)  # fmt: skip
     state = learner.init(jax.random.PRNGKey(0), 3)
     xs = jax.random.normal(jax.random.PRNGKey(1), (steps, 3))
     dones = jnp.zeros(steps, bool).at[5].set(True)  # x_5 starts a new episode
@@ -385,8 +389,12 @@ def test_actor_critic_traces_equal_autodiff_through_the_unrolled_trunk(shared_tr
 
     def at_step(params, t):
         """V_t and log pi(a_t | h_t) by autodiff through the trunk unrolled from the start."""
-        features = [bptt.unroll(cell, params[name], xs[: t + 1], dones[: t + 1])[0][t]
-                    for name in trunks]  # fmt: skip
+        features = []
+        for name in trunks:
+            layers = params["encoders"][name]
+            inputs = jax.vmap(lambda x, layers=layers: encode(layers, x, True))(xs[: t + 1])
+            inputs = jax.lax.stop_gradient(inputs).at[t].set(encode(layers, xs[t], True))
+            features.append(bptt.unroll(cell, params[name], inputs, dones[: t + 1])[0][t])
         value = mlp_apply(params["critic"], features[-1])[0]
         output = jnp.concatenate([mlp_apply(params["actor"], features[0]), params["log_std"]])
         return value, dist.log_prob(output, actions[t])

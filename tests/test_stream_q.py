@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 from helpers import assert_trees_close
 
 from rtrl.cells import feedforward, make_cell
 from rtrl.gradients import bptt, make_estimator
-from rtrl.gradients.base import reset_then_step
+from rtrl.gradients.base import reset_then_step, stateless
+from rtrl.learners.policies import sparse_weights
 from rtrl.learners.stream_q import check_q_optimizer, stream_q
 from rtrl.learners.streaming import (
     LEAKY_SLOPE,
     epsilon_greedy_schedule,
     layer_norm,
-    sparse_weights,
     stream_network,
 )
 
@@ -74,7 +75,7 @@ def test_traces_equal_autodiff_through_the_episode_prefix(estimator, learner_nam
             _, before = bptt.unroll(cell, trunk, inputs[:t], dones[:t])
             before = jax.lax.stop_gradient(before)
             features = reset_then_step(cell, params["trunk"], before, inputs[t], dones[t])[1]
-        return params["head"]["w"] @ features + params["head"]["b"]
+        return params["head"][0]["w"] @ features + params["head"][0]["b"]
 
     trace = jax.tree.map(jnp.zeros_like, params)
     for t in range(steps):
@@ -121,7 +122,7 @@ def test_qrc_with_lambda_zero_is_tdc_on_action_values():
     a_q, a_h, beta = 0.1, 0.03, 0.5
 
     def net():
-        return stream_network(feedforward(4), ACTIONS, (3,))
+        return stream_network(stateless(feedforward(4)), ACTIONS, (3,))
 
     q_net, h_net = net(), net()
     learner = stream_q(q_net, "qrc_lambda", optax.sgd(a_q), gamma=GAMMA, lambda_=0.0,
@@ -192,7 +193,7 @@ def test_sparse_weights_and_the_exploration_schedule():
 
 
 def test_bad_input_is_refused_in_one_line():
-    network = stream_network(feedforward(2), ACTIONS)
+    network = stream_network(stateless(feedforward(2)), ACTIONS)
     with pytest.raises(ValueError, match="choose one of"):
         stream_q(network, "expected_sarsa", optax.sgd(0.1))
     with pytest.raises(ValueError, match="h_network"):
@@ -200,4 +201,43 @@ def test_bad_input_is_refused_in_one_line():
     with pytest.raises(ValueError, match="q_optimizer=adam"):
         check_q_optimizer("qrc_lambda", "obgd")
     with pytest.raises(ValueError, match="sparsity"):
-        stream_network(feedforward(2), ACTIONS, sparsity=1.0)
+        network = stream_network(stateless(feedforward(2)), ACTIONS, sparsity=1.0)
+        network.init(jax.random.PRNGKey(0), 2)
+
+
+def test_streaming_configurations_are_refused_in_one_line(capsys):
+    from rtrl.cli import main
+
+    for overrides, message in [
+        (["estimator=tbptt_4"], "use tbptt_1 or an RTRL estimator"),
+        (["q_optimizer=obgd"], "q_optimizer=adam or sgd"),
+        (["env=halfcheetah-p"], "learner=actor_critic"),
+        (["q_optimizer=rmsprop"], "q_optimizer must be one of"),
+    ]:
+        args = ["run", "stream-memory-rtu", "--steps", "10"]
+        for override in overrides:
+            args += ["--set", override]
+        assert main(args) == 2, overrides
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.slow
+def test_stream_q_with_obgd_and_exact_rtrl_solves_a_short_memory_chain(tmp_path):
+    """Stream Q(lambda) (ObGD, step size 1) with a linear RTU and exact RTRL remembers the cue
+    over a chain of 4 actions within 20k steps; a run stopped after one chunk and resumed gives
+    the numbers of one that ran through."""
+    from rtrl.experiments import configuration
+    from rtrl.experiments.control_runs import run_control
+    from rtrl.experiments.results import read_curve
+
+    config = configuration.resolve("stream-memory-rtu", {
+        "learner": "q_lambda", "q_optimizer": "obgd", "step_size": "1", "lambda": "0.8",
+        "memory_length": "3", "units": "32", "steps": "20000", "chunk": "10000",
+        "bin_size": "2000"})  # fmt: skip
+    summary = run_control(config, 2, tmp_path / "through", progress=False)
+    assert summary["final_return_mean"] > 0.9, summary
+    run_control(config, 2, tmp_path / "resumed", progress=False, stop_after=1)
+    run_control(config, 2, tmp_path / "resumed", progress=False)
+    np.testing.assert_array_equal(read_curve(tmp_path / "through")[1],
+                                  read_curve(tmp_path / "resumed")[1])  # fmt: skip

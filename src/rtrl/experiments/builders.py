@@ -10,7 +10,6 @@ from typing import Any
 from rtrl.cells import FEEDFORWARD, make_cell
 from rtrl.envs.control import ControlEnv, wrap_for_agents
 from rtrl.envs.gymnax_envs import DEFAULT_MEMORY_LENGTH
-from rtrl.spaces import ActionSpace, Discrete
 from rtrl.envs.registry import (
     HOST_PREFIX,
     is_envpool_env,
@@ -21,6 +20,7 @@ from rtrl.envs.registry import (
     stream_observation_count,
 )
 from rtrl.gradients import ESTIMATORS, make_estimator
+from rtrl.gradients.base import stateless
 from rtrl.learners import make_optimizer, td_lambda
 from rtrl.learners.actor_critic import actor_critic
 from rtrl.learners.impala import ImpalaConfig, impala
@@ -31,6 +31,7 @@ from rtrl.learners.streaming import stream_network
 from rtrl.learners.trunks import bptt_trunk, feedforward_trunk, rtrl_trunk
 from rtrl.networks.normalize import rate_of_window
 from rtrl.networks.staged import staged_network
+from rtrl.spaces import ActionSpace, Discrete
 
 STREAM_OPTIONS = ("isi", "num_distractors", "game", "frame_size", "resize", "gamma")
 # The learners that update once per step, stepping one environment per seed
@@ -224,7 +225,9 @@ def build_impala(config: dict[str, Any], env):
 def build_actor_critic(config: dict[str, Any], action_space):
     if config["estimator"] == "bptt":
         raise ValueError("the real-time actor-critic needs an online estimator, not bptt")
-    estimator = make_estimator(config["estimator"], cell_of(config))
+    estimator = (stateless(make_cell(FEEDFORWARD, config["units"]))
+                 if config["cell"] == FEEDFORWARD
+                 else make_estimator(config["estimator"], cell_of(config)))  # fmt: skip
     name, step_size = config["ac_optimizer"], config["step_size"]
     return actor_critic(
         estimator, action_space, _online_optimizer(name, step_size, config["actor_kappa"]),
@@ -233,14 +236,20 @@ def build_actor_critic(config: dict[str, Any], action_space):
         shared_trunk=config["shared_trunk"], head_hidden=config["hidden"],
         bootstrap_truncation=config["bootstrap_truncation"],
         entropy_by_td_error=name in PER_STREAM_OPTIMIZERS,
+        encoder_sizes=_encoder_sizes(config), layer_norm=config["layer_norm"],
+        sparsity=config["sparsity"],
     )  # fmt: skip
+
+
+def _encoder_sizes(config: dict[str, Any]) -> tuple[int, ...]:
+    return (config["encoder_units"],) * config["encoder_layers"]
 
 
 def _streaming_trunk(config: dict[str, Any]):
     """The trunk of a streaming network: an online estimator of the cell (nothing of the past is
-    stored, so a T-BPTT window is one step), or the feed-forward cell itself."""
+    stored, so a T-BPTT window is one step), or the feed-forward cell, exact without one."""
     if config["cell"] == FEEDFORWARD:
-        return make_cell(FEEDFORWARD, config["units"])
+        return stateless(make_cell(FEEDFORWARD, config["units"]))
     name = config["estimator"]
     if name == "bptt" or (name.startswith("tbptt") and name != "tbptt_1"):
         raise ValueError(f"the online learners store no past steps, so estimator={name} cannot "
@@ -253,13 +262,12 @@ def build_stream_q(config: dict[str, Any], action_space: ActionSpace):
     network; with ``q_optimizer=obgd`` the stream-x learners."""
     learner, name = config["learner"], config["q_optimizer"]
     if not isinstance(action_space, Discrete):
-        raise ValueError(f"{learner} learns action values of discrete actions; this "
-                         "environment's actions are continuous (use learner=actor_critic)")  # fmt: skip
+        raise ValueError(f"{learner} learns action values of discrete actions; these are "
+                         "continuous: use learner=actor_critic")  # fmt: skip
     check_q_optimizer(learner, name)
 
     def network():
-        encoder = (config["encoder_units"],) * config["encoder_layers"]
-        return stream_network(_streaming_trunk(config), action_space.n, encoder,
+        return stream_network(_streaming_trunk(config), action_space.n, _encoder_sizes(config),
                               config["layer_norm"], config["sparsity"])  # fmt: skip
 
     corrected = learner == "qrc_lambda"

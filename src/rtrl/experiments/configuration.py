@@ -51,8 +51,17 @@ _AT_LEAST_ZERO = {"num_distractors", "stage_size", "stage_steps", "seed", "hidde
                   "adam_eps", "input_norm_window", "feature_norm_window", "baseline_coef",
                   "reward_clip", "behaviour_lag", "rmsprop_eps", "max_timescale",
                   "encoder_layers", "h_regularizer"}  # fmt: skip
-_UNIT_INTERVAL = {"gamma", "lambda", "gae_lambda", "final_fraction", "density", "epsilon_start",
-                  "epsilon_end", "exploration_fraction"}  # [0, 1]
+_UNIT_INTERVAL = {
+    "gamma",
+    "lambda",
+    "gae_lambda",
+    "final_fraction",
+    "density",
+    "epsilon_start",
+    "epsilon_end",
+    "exploration_fraction",
+    "sparsity",
+}  # [0, 1]
 _POSITIVE = {"step_size", "norm_floor", "init_scale", "meta_step_size", "rho_bar", "c_bar",
              "kappa", "actor_kappa", "critic_kappa", "q_kappa", "h_step_size"}  # fmt: skip
 # Choices of the string keys that have a fixed set.

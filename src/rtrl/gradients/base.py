@@ -211,3 +211,24 @@ def online_value_and_grad(
     loss0 = jnp.zeros((), dtype=jnp.result_type(*jax.tree.leaves(params)))
     (_, loss, grads), _ = jax.lax.scan(per_step, (est_state, loss0, zeros), (xs, resets, targets))
     return loss, grads
+
+
+class StatelessState(NamedTuple):
+    cell_state: Any  # the cell's (empty) state
+
+
+def stateless(cell: Cell) -> Estimator:
+    """The estimator of a cell without state (``rtrl.cells.feedforward``): nothing is carried
+    between steps, so backpropagation through the step is the exact gradient."""
+
+    def init(params: Params, key: jax.Array | None = None) -> StatelessState:
+        return StatelessState(cell.initial_state(params))
+
+    def step(params, est_state, x, reset=False):
+        return cell_step(cell, params, est_state.cell_state, x)[1], est_state
+
+    def gradient(params, est_state, x, features_cotangent):
+        _, pullback = jax.vjp(lambda p: step(p, est_state, x)[0], params)
+        return pullback(features_cotangent)[0]
+
+    return Estimator("stateless", cell, init, step, gradient)

@@ -32,7 +32,7 @@ environment or from a host loop.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -47,11 +47,14 @@ from rtrl.learners.policies import (
     policy_output,
     policy_params,
 )
+from rtrl.learners.streaming import encode, encoder_init
 from rtrl.spaces import ActionSpace
 
 
 class ACState(NamedTuple):
-    params: optax.Params  # {"trunk" | "actor_trunk","critic_trunk", "actor", "critic", ["log_std"]}
+    # {"trunk" | "actor_trunk","critic_trunk", "encoders" (per trunk), "actor", "critic",
+    #  ["log_std"]}
+    params: optax.Params
     opt_state: tuple[optax.OptState, optax.OptState]  # the actor's, the critic's
     est_state: EstimatorState  # the trunk's (a pair without a shared trunk)
     critic_trace: optax.Params  # e^v, structure of params
@@ -95,10 +98,16 @@ def actor_critic(
     head_hidden: int = 0,
     bootstrap_truncation: bool = True,
     entropy_by_td_error: bool = False,
+    encoder_sizes: Sequence[int] = (),
+    layer_norm: bool = False,
+    sparsity: float = 0.0,
 ) -> ActorCritic:
     """Real-time actor-critic on any estimator's trunk (see the module docstring).
 
     ``head_hidden`` > 0 puts a tanh layer of that width in each head (else linear heads).
+    ``encoder_sizes``: layers before each trunk (stream-x's, ``rtrl.learners.streaming.encode``,
+    with LayerNorm where ``layer_norm``); ``sparsity`` > 0: stream-x's sparse initialisation of
+    the encoder's and the heads' weights.
     """
     if estimator.trainable is not None:
         raise ValueError("actor-critic trains every trunk parameter; staged networks are for TD")
@@ -114,9 +123,14 @@ def actor_critic(
 
     def init(key: jax.Array, observation_size: int) -> ACState:
         keys = jax.random.split(key, 4)
-        params = {name: cell.init(k, observation_size) for name, k in zip(trunks, keys)}
-        params["actor"] = mlp_init(keys[2], head_sizes(dist.output_size), last_scale=0.01)
-        params["critic"] = mlp_init(keys[3], head_sizes(1))
+        encoder_keys = jax.random.split(jax.random.fold_in(key, 1), len(trunks))
+        inputs = encoder_sizes[-1] if encoder_sizes else observation_size
+        params = {name: cell.init(k, inputs) for name, k in zip(trunks, keys)}
+        params["encoders"] = {name: encoder_init(k, observation_size, encoder_sizes, sparsity)
+                              for name, k in zip(trunks, encoder_keys)}  # fmt: skip
+        params["actor"] = mlp_init(keys[2], head_sizes(dist.output_size), last_scale=0.01,
+                                   sparsity=sparsity)  # fmt: skip
+        params["critic"] = mlp_init(keys[3], head_sizes(1), sparsity=sparsity)
         params.update(policy_params(action_space, params["critic"][0]["w"].dtype))
         est_state = tuple(estimator.init(params[name]) for name in trunks)
         zeros = jax.tree.map(jnp.zeros_like, params)
@@ -135,7 +149,8 @@ def actor_critic(
         states = (est_state,) if shared_trunk else est_state
         features, new_states = [], []
         for name, s in zip(trunks, states):
-            f, s = estimator.step(params[name], s, observation, reset)
+            x = encode(params["encoders"][name], observation, layer_norm)
+            f, s = estimator.step(params[name], s, x, reset)
             features.append(f)
             new_states.append(s)
         actor_features, critic_features = features[0], features[-1]
@@ -147,7 +162,8 @@ def actor_critic(
     def value_after(params, est_state, observation):
         """V of ``observation`` read from ``est_state``, leaving state and traces as they are."""
         critic_state = est_state if shared_trunk else est_state[-1]
-        _, features = cell_step(cell, params[trunks[-1]], critic_state.cell_state, observation)
+        x = encode(params["encoders"][trunks[-1]], observation, layer_norm)
+        _, features = cell_step(cell, params[trunks[-1]], critic_state.cell_state, x)
         return mlp_apply(params["critic"], features)[0]
 
     def step(state: ACState, key: jax.Array, observation, reward, terminated,

@@ -8,6 +8,7 @@ Actions are sampled unbounded; environments clip them to their range.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple, Sequence
 
 import jax
@@ -72,16 +73,37 @@ def policy_params(space: ActionSpace, dtype=jnp.float32) -> dict:
     return {} if isinstance(space, Discrete) else {"log_std": jnp.zeros((space.size,), dtype)}
 
 
+def sparse_weights(key: jax.Array, fan_out: int, fan_in: int, sparsity: float) -> jax.Array:
+    """Stream-x's sparse initialisation (Elsayed et al. 2024): (fan_out, fan_in) weights,
+    uniform in +-1/sqrt(fan_in), with ceil(sparsity * fan_in) of each row's entries zero, chosen
+    at random per row, at most fan_in - 1 so that every unit reads an input (with a 3-wide
+    observation, as MemoryChain's, s = 0.9 would zero every weight)."""
+    k_values, k_zeros = jax.random.split(key)
+    bound = 1.0 / math.sqrt(fan_in)
+    w = jax.random.uniform(k_values, (fan_out, fan_in), minval=-bound, maxval=bound)
+    zeros = min(math.ceil(sparsity * fan_in), fan_in - 1)
+    # each row's entries ranked by a random draw: the `zeros` lowest ranks are cut
+    draw = jax.random.uniform(k_zeros, (fan_out, fan_in))
+    ranks = jnp.argsort(jnp.argsort(draw, axis=1), axis=1)
+    return jnp.where(ranks < zeros, 0.0, w)
+
+
 # Feed-forward layers: a list of {"w", "b"}; tanh between layers, none after the last.
-def mlp_init(key: jax.Array, sizes: Sequence[int], last_scale: float = 1.0) -> list[dict]:
+def mlp_init(
+    key: jax.Array, sizes: Sequence[int], last_scale: float = 1.0, sparsity: float = 0.0
+) -> list[dict]:
     """Layers of ``sizes`` (inputs first); the last layer's weights are scaled by ``last_scale``
-    (e.g. 0.01 for a policy's output, so the initial policy is nearly uniform)."""
+    (e.g. 0.01 for a policy's output, so the initial policy is nearly uniform). Weights are
+    LeCun-normal, or ``sparse_weights`` where ``sparsity`` > 0; biases zero."""
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
     keys = jax.random.split(key, max(len(sizes) - 1, 1))
     layers = []
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         scale = last_scale if i == len(sizes) - 2 else 1.0
-        w = scale * lecun_normal(keys[i], (fan_out, fan_in), fan_in)
-        layers.append({"w": w, "b": jnp.zeros((fan_out,), w.dtype)})
+        w = (sparse_weights(keys[i], fan_out, fan_in, sparsity) if sparsity > 0
+             else lecun_normal(keys[i], (fan_out, fan_in), fan_in))  # fmt: skip
+        layers.append({"w": scale * w, "b": jnp.zeros((fan_out,), w.dtype)})
     return layers
 
 

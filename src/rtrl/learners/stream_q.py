@@ -104,7 +104,7 @@ def stream_q(
         keys = dict(zip(networks, jax.random.split(key, len(networks))))
         params = {n: net.init(keys[n], observation_size) for n, net in networks.items()}
         zeros = jax.tree.map(jnp.zeros_like, params)
-        scalar = jnp.zeros((), params["q"]["head"]["w"].dtype)
+        scalar = jnp.zeros((), params["q"]["head"][0]["w"].dtype)
         return StreamQState(
             params,
             {n: optimizers[n].init(params[n]) for n in networks},
