@@ -241,3 +241,18 @@ def test_stream_q_with_obgd_and_exact_rtrl_solves_a_short_memory_chain(tmp_path)
     run_control(config, 2, tmp_path / "resumed", progress=False)
     np.testing.assert_array_equal(read_curve(tmp_path / "through")[1],
                                   read_curve(tmp_path / "resumed")[1])  # fmt: skip
+
+
+@pytest.mark.slow
+def test_stream_actor_critic_with_stabilisers_learns_cartpole_p_at_step_size_one(tmp_path):
+    """Stream AC(lambda) (ObGD at step size 1, LayerNorm, sparse initialisation, observation and
+    reward scaling) on an RTU with exact RTRL: without the stabilisers this diverges."""
+    from rtrl.experiments import configuration
+    from rtrl.experiments.control_runs import run_control
+    from rtrl.experiments.results import read_curve
+
+    config = configuration.resolve("stream-ac-rtu", {"steps": "50000", "chunk": "25000"})
+    run_control(config, 2, tmp_path, progress=False)
+    returns = read_curve(tmp_path)[1]
+    assert np.isfinite(returns).all()
+    assert returns[:, :2].mean() < 50 and returns[:, -2:].mean() > 60, returns

@@ -223,6 +223,21 @@ _study(Study(
     choose=(), seeds=3, paper_seeds=16, column="memory_length", more_columns=("env",),
     figures=("success",),
 ))  # fmt: skip
+# Stream AC(lambda) with and without recurrent state (Elsayed et al. 2024; Farr et al. 2026): an
+# exact-RTRL RTU against a feed-forward network, both with stream-x's stabilisers, on partially
+# observed control (velocities hidden) and a MinAtar game, at budgets this machine runs; --paper:
+# the four -P MuJoCo tasks and Breakout at stream-x's 2M steps.
+_STREAM_AC = ("stream-ac-rtu", "stream-ac-ff")
+_study(Study(
+    "streaming-control",
+    "Stream AC(lambda) with an exact-RTRL RTU against a feed-forward network, stream-x's "
+    "stabilisers, on -P control tasks and MinAtar Breakout; return curves",
+    grids=(Grid(_STREAM_AC, {"env": ("cartpole-p", "halfcheetah-p",
+                                     "gymnax:Breakout-MinAtar")}),),
+    paper_grids=(Grid(_STREAM_AC, {"env": ("ant-p", "halfcheetah-p", "hopper-p", "walker2d-p",
+                                           "gymnax:Breakout-MinAtar")}),),
+    choose=(), seeds=2, paper_seeds=10, budget={"steps": "100000"}, column="env",
+))  # fmt: skip
 # The copy task: which limits the eLSTM at long patterns, its architecture or its gradient? Exact
 # RTRL against backpropagation through whole sequences of the same eLSTM (the same gradient,
 # offline) and of an LSTM, and LSTMs with batch T-BPTT (T = 5, 10), at one sequence budget each.
