@@ -251,7 +251,7 @@ def test_stream_actor_critic_with_stabilisers_learns_cartpole_p_at_step_size_one
     from rtrl.experiments.control_runs import run_control
     from rtrl.experiments.results import read_curve
 
-    config = configuration.resolve("stream-ac-rtu", {"steps": "50000", "chunk": "25000"})
+    config = configuration.resolve("stream-ac-rtu-cartpole-p", {"steps": "50000", "chunk": "25000"})
     run_control(config, 2, tmp_path, progress=False)
     returns = read_curve(tmp_path)[1]
     assert np.isfinite(returns).all()

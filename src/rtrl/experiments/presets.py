@@ -345,22 +345,26 @@ for _agent, (_what, _agent_config) in STREAMING_AGENTS.items():
 # with ObGD at step size 1 (kappa 3 for the actor, 2 for the critic), lambda 0.8, entropy 0.01
 # weighted by |delta|, separate actor and critic networks, stream-x's stabilisers (LayerNorm
 # without gain, sparse initialisation s = 0.9, observation normalisation, reward scaling by the
-# return's deviation; the time feature stream-x appends is left out). One encoder layer of 128
-# before the trunk: a linear RTU of 64 with exact RTRL (Farr et al.'s recurrent stream AC), or a
-# tanh layer of 128 (the feed-forward agent: two hidden layers, as stream-x's MLP).
-# --set env=... picks the task (e.g. halfcheetah-p, gymnax:Breakout-MinAtar).
+# return's deviation; the time feature stream-x appends is left out). One encoder layer before
+# the trunk: a linear RTU with exact RTRL (Farr et al.'s recurrent stream AC), or a tanh layer
+# (the feed-forward agent: two hidden layers, as stream-x's MLP); widths 128 (RTU 64), or on
+# CartPole-P 32 (RTU 32), stream-x's widths for MuJoCo and for classic control.
+# --set env=... picks the task (e.g. hopper-p, gymnax:Breakout-MinAtar).
 _STREAM_AC = {"learner": "actor_critic", "ac_optimizer": "obgd", "step_size": 1.0,
               "actor_kappa": 3.0, "critic_kappa": 2.0, "lambda": 0.8, "entropy_coef": 0.01,
-              "shared_trunk": False, "hidden": 0, "encoder_layers": 1, "encoder_units": 128,
-              "layer_norm": True, "sparsity": 0.9, "steps": 200_000, "paper_steps": 2_000_000,
-              "chunk": 50_000, "bin_size": 5_000}  # fmt: skip
-_control_preset("stream-ac-rtu", "stream AC(lambda) on CartPole-P (--set env=...): one encoder "
-                "layer of 128, linear RTU 64 with exact RTRL, ObGD",
-                env="cartpole-p", cell="linear_rtu", units=64, **_STREAM_AC)  # fmt: skip
-_control_preset("stream-ac-ff", "stream AC(lambda) on CartPole-P (--set env=...): feed-forward, "
-                "two hidden layers of 128, ObGD",
-                env="cartpole-p", cell="feedforward", units=128, **_STREAM_AC)  # fmt: skip
-
+              "shared_trunk": False, "hidden": 0, "encoder_layers": 1, "layer_norm": True,
+              "sparsity": 0.9, "steps": 200_000, "paper_steps": 2_000_000, "chunk": 50_000,
+              "bin_size": 5_000}  # fmt: skip
+for _suffix, _env, _width in (("", "halfcheetah-p", 128), ("-cartpole-p", "cartpole-p", 32)):
+    _control_preset(f"stream-ac-rtu{_suffix}",
+                    f"stream AC(lambda) on {_env.upper()}: one encoder layer of {_width}, "
+                    f"linear RTU {max(_width // 2, 32)} with exact RTRL, ObGD",
+                    env=_env, cell="linear_rtu", units=max(_width // 2, 32),
+                    encoder_units=_width, **_STREAM_AC)  # fmt: skip
+    _control_preset(f"stream-ac-ff{_suffix}",
+                    f"stream AC(lambda) on {_env.upper()}: feed-forward, two hidden layers of "
+                    f"{_width}, ObGD", env=_env, cell="feedforward", units=_width,
+                    encoder_units=_width, **_STREAM_AC)  # fmt: skip
 
 # The gradient-alignment test-bed (Javed et al. 2021; rtrl.experiments.gradient_alignment): one
 # run is one coupling density, its seeds are independent problems; the study of that name runs

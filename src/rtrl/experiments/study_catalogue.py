@@ -228,14 +228,16 @@ _study(Study(
 # observed control (velocities hidden) and a MinAtar game, at budgets this machine runs; --paper:
 # the four -P MuJoCo tasks and Breakout at stream-x's 2M steps.
 _STREAM_AC = ("stream-ac-rtu", "stream-ac-ff")
+_STREAM_AC_CARTPOLE = Grid(tuple(f"{p}-cartpole-p" for p in _STREAM_AC))
 _study(Study(
     "streaming-control",
     "Stream AC(lambda) with an exact-RTRL RTU against a feed-forward network, stream-x's "
     "stabilisers, on -P control tasks and MinAtar Breakout; return curves",
-    grids=(Grid(_STREAM_AC, {"env": ("cartpole-p", "halfcheetah-p",
-                                     "gymnax:Breakout-MinAtar")}),),
-    paper_grids=(Grid(_STREAM_AC, {"env": ("ant-p", "halfcheetah-p", "hopper-p", "walker2d-p",
-                                           "gymnax:Breakout-MinAtar")}),),
+    grids=(_STREAM_AC_CARTPOLE,
+           Grid(_STREAM_AC, {"env": ("halfcheetah-p", "gymnax:Breakout-MinAtar")})),
+    paper_grids=(_STREAM_AC_CARTPOLE,
+                 Grid(_STREAM_AC, {"env": ("ant-p", "halfcheetah-p", "hopper-p", "walker2d-p",
+                                           "gymnax:Breakout-MinAtar")})),
     choose=(), seeds=2, paper_seeds=10, budget={"steps": "100000"}, column="env",
 ))  # fmt: skip
 # The copy task: which limits the eLSTM at long patterns, its architecture or its gradient? Exact
