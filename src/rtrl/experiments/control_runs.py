@@ -1,8 +1,9 @@
 """Online control experiments: PPO and IMPALA-style V-trace (RTRL, BPTT or feed-forward
-trunks) and real-time actor-critic.
+trunks), and the learners that update once per step (real-time actor-critic, Q(lambda),
+SARSA(lambda), QRC(lambda)).
 
 A run trains ``seeds`` independent agents in one compiled, vmapped program, a chunk of
-iterations (PPO, IMPALA) or steps (actor-critic) per call, through the run loop
+iterations (PPO, IMPALA) or steps (the online learners) per call, through the run loop
 (``rtrl.experiments.run_loop``: checkpoints, resume, divergence). Its learning curve is the mean
 undiscounted return of the episodes that ended in each interval of environment steps, appended
 to ``curve.csv`` (one column per seed) after every chunk. ``summary.json`` holds the final return
