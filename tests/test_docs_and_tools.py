@@ -162,6 +162,17 @@ def test_peers_benchmark_without_the_harness_says_what_to_build():
     assert "does not exist" in result.stdout and "columnar N S STEPS" in result.stdout
 
 
+def test_streaming_peers_benchmark_without_memorax_says_how_to_set_it_up():
+    from rtrl.bench import streaming_peers
+
+    assert streaming_peers.SCRIPT.is_file()  # the peer's timing script ships with the checkout
+    command = [sys.executable, "-m", "rtrl.bench", "streaming-peers", "--memorax-python",
+               "/nonexistent/python"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "is no file" in result.stdout and "benchmarks/README.md" in result.stdout
+
+
 @pytest.mark.slow
 def test_seed_scaling_benchmark_rows_and_its_stop_rule():
     command = [

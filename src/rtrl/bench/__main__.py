@@ -1,5 +1,5 @@
 """Benchmarks: ``python -m rtrl.bench SUITE [--json]``, SUITE one of cells, estimators, loop,
-peers, profile, atari, control, r2ac, gpu, rtu-runtime."""
+peers, streaming-peers, profile, atari, control, r2ac, gpu, rtu-runtime."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from rtrl.bench import (
     profile,
     r2ac,
     rtu_runtime,
+    streaming_peers,
 )
 
 SUITES = {"cells": cells_suite, "estimators": estimators, "loop": loop_suite, "peers": peers,
-          "profile": profile, "atari": atari_suite, "control": control_suite, "r2ac": r2ac,
-          "gpu": gpu, "rtu-runtime": rtu_runtime}  # fmt: skip
+          "streaming-peers": streaming_peers, "profile": profile, "atari": atari_suite,
+          "control": control_suite, "r2ac": r2ac, "gpu": gpu,
+          "rtu-runtime": rtu_runtime}  # fmt: skip
 
 
 def main(argv=None) -> None:

@@ -365,6 +365,12 @@ for _suffix, _env, _width in (("", "halfcheetah-p", 128), ("-cartpole-p", "cartp
                     f"stream AC(lambda) on {_env.upper()}: feed-forward, two hidden layers of "
                     f"{_width}, ObGD", env=_env, cell="feedforward", units=_width,
                     encoder_units=_width, **_STREAM_AC)  # fmt: skip
+_control_preset("stream-memory-ac-rtu",
+                "stream AC(lambda) on MemoryChain (--set memory_length=m): one encoder layer of "
+                "64, linear RTU 64 with exact RTRL, ObGD",
+                **{**_STREAM_AC, **_MEMORY, "steps": 100_000, "paper_steps": 500_000},
+                cell="linear_rtu", units=64, encoder_units=64, memory_length=15)  # fmt: skip
+
 
 # The gradient-alignment test-bed (Javed et al. 2021; rtrl.experiments.gradient_alignment): one
 # run is one coupling density, its seeds are independent problems; the study of that name runs
