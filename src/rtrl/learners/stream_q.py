@@ -56,7 +56,7 @@ class StreamQState(NamedTuple):
     opt_state: dict  # per network
     est_state: dict  # per network: the trunk's estimator state
     trace: dict  # per network: z (grad Q's trace), z^h (grad h's)
-    h_trace: jax.Array  # QRC: zh, the trace of h(x, a)
+    h_value_trace: jax.Array  # QRC: zh, the trace of h(x, a)
     gradient: dict  # QRC: grad Q(x_t, a_t) and grad h(x_t, a_t) (empty otherwise)
     q_value: jax.Array  # Q(x_t, a_t)
     h_value: jax.Array  # h(x_t, a_t) (QRC)
@@ -143,7 +143,7 @@ def stream_q(
             grad_delta = jax.tree.map(lambda g_next, g: discount * g_next - g,
                                       q_gradient(greedy), state.gradient["q"])  # fmt: skip
             ascent["q"] = jax.tree.map(
-                lambda a, g, gd: a - state.h_value * g - state.h_trace * gd,
+                lambda a, g, gd: a - state.h_value * g - state.h_value_trace * gd,
                 ascent["q"], state.gradient["q"], grad_delta,
             )  # fmt: skip
             regularizer = h_regularizer * state.started  # no update before a transition
@@ -164,7 +164,7 @@ def stream_q(
         decay = discount * lambda_ * state.started * (1.0 - cut.astype(q.dtype))
         gradient = {"q": q_gradient(action)}
         est_state = {"q": q_est}
-        h_value, h_trace = state.h_value, state.h_trace
+        h_value, h_value_trace = state.h_value, state.h_value_trace
         if corrected:
             h, h_pullback, est_state["h"] = jax.vjp(
                 lambda p: networks["h"].step(p, state.est_state["h"], observation, done),
@@ -172,11 +172,11 @@ def stream_q(
             )  # fmt: skip
             h_value = h[action]
             (gradient["h"],) = h_pullback(jax.nn.one_hot(action, h.shape[0], dtype=h.dtype))
-            h_trace = decay * state.h_trace + h_value
+            h_value_trace = decay * state.h_value_trace + h_value
         trace = {n: jax.tree.map(lambda z, g: decay * z + g, state.trace[n], gradient[n])
                  for n in networks}  # fmt: skip
         new_state = StreamQState(
-            params, opt_state, est_state, trace, h_trace, gradient if corrected else {},
+            params, opt_state, est_state, trace, h_value_trace, gradient if corrected else {},
             q[action], h_value, action != greedy, jnp.ones((), bool), state.t + 1,
         )  # fmt: skip
         metrics = {"value": q[action], "td_error": delta, "epsilon": epsilon(state.t)}
