@@ -240,6 +240,49 @@ def test_higher_lower_rules():
     assert rewards.sum() == pytest.approx((51 - ties) / 52)
 
 
+def test_concentration_rules():
+    """A player who knows the deck flips matching pairs: 26 turns of +1/26, the episode ends
+    when every card is up. Flipping one card twice is a failed turn (-2/L); flipping a card
+    already up ends the turn (-1/L per card in it). Observations show face-up and just-flipped
+    cards' colours, and the previous action."""
+    env = popgym.popgym_task("concentration-easy")  # one deck, colours
+    length = 104  # ceil(2 * 52 - 52 / 103)
+
+    def pairs(deck):  # positions, paired by colour in order of appearance
+        colours = popgym.colour(deck)
+        red, black = jnp.argsort(colours, stable=True)[:26], jnp.argsort(colours, stable=True)[26:]
+        return jnp.concatenate([jnp.stack([red[:13], red[13:]], 1),
+                                jnp.stack([black[:13], black[13:]], 1)]).reshape(-1)  # fmt: skip
+
+    obs, rewards, states, end = play(env, lambda s: pairs(s.deck)[s.t])
+    assert end == 52 and rewards.sum() == pytest.approx(1.0)
+    assert np.allclose(rewards[1::2], 1 / 26) and np.all(rewards[0::2] == 0)
+    cards = obs[:, : 52 * 3].reshape(end, 52, 3)
+    assert np.all(cards[0, :, 2] == 1)  # all face down at the start
+    deck = np.asarray(states.deck[0])
+    first = int(pairs(jnp.asarray(deck))[0])
+    assert cards[1, first].argmax() == deck[first] // 13 // 2  # the flipped card is shown
+    assert obs[1, 52 * 3 + first] == 1  # and the previous action
+
+    after_first_pair = jax.tree.map(lambda a: a[2], states)
+    _, _, r_up, *_ = env.step(None, after_first_pair, first)  # a card already face up
+    assert float(r_up) == pytest.approx(-1 / length)
+    state, _ = env.reset(jax.random.PRNGKey(1))
+    state, _, r1, *_ = env.step(None, state, 5)
+    state, _, r2, *_ = env.step(None, state, 5)  # the same card twice
+    assert float(r1) == 0 and float(r2) == pytest.approx(-2 / length)
+    _, _, stuck, terminated, truncated, _ = play_steps(env, length)
+    assert not terminated and truncated  # the time limit ends an episode that never matches
+
+
+def play_steps(env, steps):
+    """``steps`` steps flipping card 0 and card 0 again (a failed turn every two steps)."""
+    state, obs = env.reset(jax.random.PRNGKey(2))
+    for _ in range(steps):
+        state, obs, reward, terminated, truncated, info = env.step(None, state, 0)
+    return state, obs, reward, terminated, truncated, info
+
+
 def test_every_popgym_level_builds_with_a_valid_layout():
     for name in popgym.TASKS:
         env = popgym.popgym_task(name)

@@ -18,11 +18,16 @@ o_t, takes action a_t and gets r_{t+1}:
 - HigherLower(D): o_t = rank of card t; a_t = 0 guesses that card t+1 ranks higher, 1 lower;
   +1/N right, -1/N wrong, 0 on equal ranks.
 
-with N = 52 D cards; every episode but Autoencode's lasts N-1 steps.
+- Concentration(D, kind): the cards face down; flip two per turn, a pair of the same kind stays
+  face up; +1/(N/2) per pair, -2/L per failed turn; see ``concentration``.
+  (1, colours)/(2, colours)/(1, ranks).
+
+with N = 52 D cards; every episode but Autoencode's and Concentration's lasts N-1 steps.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple
 
 import jax
@@ -170,21 +175,77 @@ def higher_lower(num_decks: int = 1) -> ControlEnv:
     return card_game(f"higher_lower-{num_decks}", n, n - 1, 13, 2, observe, reward)
 
 
+class ConcentrationState(NamedTuple):
+    deck: jax.Array  # (N,) cards, face down in this order
+    face_up: jax.Array  # (N,) bool: matched pairs, left face up
+    first: jax.Array  # the position flipped first in this turn (-1: none)
+    t: jax.Array
+
+
+def concentration(num_decks: int = 1, kind: str = "colors") -> ControlEnv:
+    """N cards face down; a_t flips the card at position a_t. Two flips make a turn: cards of
+    the same kind at two positions stay face up (+1/(N/2)), others turn back (-2/L); flipping a
+    card already face up ends the turn (-1/L per card in the turn). The episode ends when every
+    card is face up, or after L = ceil(2N - N/(2N - 1)) steps (a perfect player's expected
+    length). o_t: per position, the one-hot kind of a face-up or just-flipped card (or
+    face-down), then the one-hot previous action, which POPGym marks this task as needing."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown card kind {kind!r}; choose one of {sorted(KINDS)}")
+    kind_of, distinct = KINDS[kind]
+    n = DECK_SIZE * num_decks
+    length = math.ceil(2 * n - n / (2 * n - 1))
+    success, failure = 1.0 / (n // 2), -1.0 / length
+
+    def observe(deck, shown, previous_action):
+        value = jnp.where(shown, kind_of(deck), distinct)  # `distinct`: face down
+        cards = jax.nn.one_hot(value, distinct + 1).reshape(-1)
+        return jnp.concatenate([cards, previous_action])
+
+    def reset(key):
+        state = ConcentrationState(jax.random.permutation(key, n), jnp.zeros(n, bool),
+                                   jnp.asarray(-1), jnp.zeros((), jnp.int32))  # fmt: skip
+        return state, observe(state.deck, state.face_up, jnp.zeros(n))
+
+    def step(key, state, action):
+        turn_ends = state.first >= 0
+        flipped = jnp.zeros(n, bool).at[action].set(True)
+        flipped = flipped.at[jnp.maximum(state.first, 0)].max(turn_ends)
+        already_up = state.face_up[action]
+        match = (
+            turn_ends
+            & (action != state.first)
+            & (kind_of(state.deck[action]) == kind_of(state.deck[jnp.maximum(state.first, 0)]))
+        )
+        reward = jnp.where(
+            already_up, failure * (1 + turn_ends),
+            jnp.where(turn_ends, jnp.where(match, success, 2 * failure), 0.0))  # fmt: skip
+        obs = observe(state.deck, state.face_up | flipped, jax.nn.one_hot(action, n))
+        face_up = state.face_up | (flipped & match & ~already_up)
+        first = jnp.where(turn_ends | already_up, -1, action)
+        new = ConcentrationState(state.deck, face_up, first, state.t + 1)
+        return new, obs, reward, jnp.all(face_up), state.t >= length - 1, {}
+
+    size = n * (distinct + 1) + n
+    return ControlEnv(f"concentration-{num_decks}-{kind}", size, Discrete(n), reset, step)
+
+
 # POPGym's Easy/Medium/Hard settings.
 TASKS: dict[str, Callable[[], ControlEnv]] = {}
-for _level, _rf, _rp, _cr, _ae, _hl in zip(
+for _level, _rf, _rp, _cr, _ae, _hl, _cn in zip(
     LEVELS,
     (1, 8, 16),
     ((1, 4), (2, 32), (3, 64)),
     ((1, "colors"), (2, "suits"), (4, "ranks")),
     (1, 2, 3),
     (1, 2, 3),
+    ((1, "colors"), (2, "colors"), (1, "ranks")),
 ):
     TASKS[f"repeat_first-{_level}"] = lambda d=_rf: repeat_first(d)
     TASKS[f"repeat_previous-{_level}"] = lambda a=_rp: repeat_previous(*a)
     TASKS[f"count_recall-{_level}"] = lambda a=_cr: count_recall(*a)
     TASKS[f"autoencode-{_level}"] = lambda d=_ae: autoencode(d)
     TASKS[f"higher_lower-{_level}"] = lambda d=_hl: higher_lower(d)
+    TASKS[f"concentration-{_level}"] = lambda a=_cn: concentration(*a)
 
 
 def popgym_task(name: str) -> ControlEnv:

@@ -206,8 +206,8 @@ _study(Study(
 # Streaming RL with recurrent state (Farr et al. 2026): QRC(lambda), one update per step and no
 # stored past, with an exact-RTRL RTU against the same RTU, a GRU and a feed-forward agent
 # trained with T-BPTT(1), on MemoryChain as the chain grows (L = memory_length + 1 actions).
-# --paper: their lengths up to L = 128, 500k steps and 16 seeds, and four of their five POPGym
-# tasks at Easy (Concentration is not among the library's POPGym games).
+# --paper: their lengths up to L = 128, 500k steps and 16 seeds, and their five POPGym tasks at
+# Easy.
 _STREAMING_AGENTS = tuple(f"stream-memory-{a}" for a in presets.STREAMING_AGENTS)
 _study(Study(
     "streaming-memory",
@@ -218,7 +218,7 @@ _study(Study(
         Grid(_STREAMING_AGENTS,
              {"memory_length": ("1", "3", "7", "15", "31", "47", "63", "127")}),
         Grid(_STREAMING_AGENTS, {"env": tuple(f"{task}-easy" for task in (
-            "autoencode", "count_recall", "higher_lower", "repeat_first"))}),
+            "autoencode", "concentration", "count_recall", "higher_lower", "repeat_first"))}),
     ),
     choose=(), seeds=3, paper_seeds=16, column="memory_length", more_columns=("env",),
     figures=("success",),
