@@ -210,6 +210,7 @@ def test_streaming_configurations_are_refused_in_one_line(capsys):
 
     for overrides, message in [
         (["estimator=tbptt_4"], "use tbptt_1 or an RTRL estimator"),
+        (["estimator=bptt"], "need an online estimator"),
         (["q_optimizer=obgd"], "q_optimizer=adam or sgd"),
         (["env=halfcheetah-p"], "learner=actor_critic"),
         (["q_optimizer=rmsprop"], "q_optimizer must be one of"),

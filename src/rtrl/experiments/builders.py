@@ -222,15 +222,29 @@ def build_impala(config: dict[str, Any], env):
     return impala(env, build_trunk(config), impala_config, optimizer)
 
 
+def _online_estimator(config: dict[str, Any], windows: bool = True):
+    """The trunk of a learner that updates once per step: an online estimator of the cell, or
+    for the feed-forward cell none (``stateless``: its gradient is exact). ``windows=False``
+    refuses T-BPTT windows longer than one step (learners that store nothing of the past)."""
+    if config["cell"] == FEEDFORWARD:
+        return stateless(make_cell(FEEDFORWARD, config["units"]))
+    name = config["estimator"]
+    if name == "bptt":
+        raise ValueError("the online learners need an online estimator, not bptt (e.g. "
+                         "columnar_rtrl, or tbptt_1)")  # fmt: skip
+    if not windows and name.startswith("tbptt") and name != "tbptt_1":
+        raise ValueError(f"the action-value learners store no past steps, so estimator={name} "
+                         "cannot run: use tbptt_1 or an RTRL estimator")  # fmt: skip
+    return make_estimator(name, cell_of(config))
+
+
 def build_actor_critic(config: dict[str, Any], action_space):
-    if config["estimator"] == "bptt":
-        raise ValueError("the real-time actor-critic needs an online estimator, not bptt")
-    estimator = (stateless(make_cell(FEEDFORWARD, config["units"]))
-                 if config["cell"] == FEEDFORWARD
-                 else make_estimator(config["estimator"], cell_of(config)))  # fmt: skip
+    """The real-time actor-critic (with ObGD: stream AC(lambda)); its online T-BPTT windows
+    may be longer than one step (the estimator keeps the window's inputs)."""
     name, step_size = config["ac_optimizer"], config["step_size"]
     return actor_critic(
-        estimator, action_space, _online_optimizer(name, step_size, config["actor_kappa"]),
+        _online_estimator(config), action_space,
+        _online_optimizer(name, step_size, config["actor_kappa"]),
         _online_optimizer(name, step_size, config["critic_kappa"]),
         gamma=config["gamma"], lambda_=config["lambda"], entropy_coef=config["entropy_coef"],
         shared_trunk=config["shared_trunk"], head_hidden=config["hidden"],
@@ -245,18 +259,6 @@ def _encoder_sizes(config: dict[str, Any]) -> tuple[int, ...]:
     return (config["encoder_units"],) * config["encoder_layers"]
 
 
-def _streaming_trunk(config: dict[str, Any]):
-    """The trunk of a streaming network: an online estimator of the cell (nothing of the past is
-    stored, so a T-BPTT window is one step), or the feed-forward cell, exact without one."""
-    if config["cell"] == FEEDFORWARD:
-        return stateless(make_cell(FEEDFORWARD, config["units"]))
-    name = config["estimator"]
-    if name == "bptt" or (name.startswith("tbptt") and name != "tbptt_1"):
-        raise ValueError(f"the online learners store no past steps, so estimator={name} cannot "
-                         "run: use tbptt_1 or an RTRL estimator (columnar_rtrl)")  # fmt: skip
-    return make_estimator(name, cell_of(config))
-
-
 def build_stream_q(config: dict[str, Any], action_space: ActionSpace):
     """Q(lambda), SARSA(lambda) or QRC(lambda) (``learner``) on the configuration's streaming
     network; with ``q_optimizer=obgd`` the stream-x learners."""
@@ -267,7 +269,8 @@ def build_stream_q(config: dict[str, Any], action_space: ActionSpace):
     check_q_optimizer(learner, name)
 
     def network():
-        return stream_network(_streaming_trunk(config), action_space.n, _encoder_sizes(config),
+        estimator = _online_estimator(config, windows=False)
+        return stream_network(estimator, action_space.n, _encoder_sizes(config),
                               config["layer_norm"], config["sparsity"])  # fmt: skip
 
     corrected = learner == "qrc_lambda"

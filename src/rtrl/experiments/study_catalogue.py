@@ -228,7 +228,7 @@ _study(Study(
 # observed control (velocities hidden) and a MinAtar game, at budgets this machine runs; --paper:
 # the four -P MuJoCo tasks and Breakout at stream-x's 2M steps.
 _STREAM_AC = ("stream-ac-rtu", "stream-ac-ff")
-_STREAM_AC_CARTPOLE = Grid(tuple(f"{p}-cartpole-p" for p in _STREAM_AC))
+_STREAM_AC_CARTPOLE = Grid(tuple(f"{p}-cartpole-p" for p in _STREAM_AC), {"env": ("cartpole-p",)})
 _study(Study(
     "streaming-control",
     "Stream AC(lambda) with an exact-RTRL RTU against a feed-forward network, stream-x's "
