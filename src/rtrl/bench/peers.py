@@ -58,12 +58,23 @@ def _run_cpp(binary: str, preset: str, steps: int, core: int) -> float:
     return float(match.group(1))
 
 
+def json_rows(command: list[str], core: int) -> list[dict]:
+    """The JSON lines a benchmark command prints, run pinned to ``core``."""
+    out = subprocess.run(_pinned(command, core), capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:4])} ... failed:\n{out.stderr[-800:]}")
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def check_rounds(rounds: int) -> None:
+    if rounds < 3:
+        raise SystemExit(f"--rounds must be at least 3 for a median, got {rounds}")
+
+
 def _run_rtrl(preset: str, seeds: str, min_seconds: float, core: int) -> dict[int, float]:
     command = [sys.executable, "-m", "rtrl.bench", "loop", "--json", "--presets", preset,
                "--seeds", seeds, "--chunk", "10000", "--min-seconds", str(min_seconds)]  # fmt: skip
-    out = subprocess.run(_pinned(command, core), capture_output=True, text=True, check=True)
-    rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    return {row["seeds"]: row["total_steps_per_s"] for row in rows}
+    return {row["seeds"]: row["total_steps_per_s"] for row in json_rows(command, core)}
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -71,8 +82,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         missing = "" if args.ccn_cpp is None else f"{args.ccn_cpp} does not exist; "
         print(missing + BUILD_HINT)
         return []
-    if args.rounds < 3:
-        raise SystemExit(f"--rounds must be at least 3 for a median, got {args.rounds}")
+    check_rounds(args.rounds)
     presets = [p for p in args.presets.split(",") if p]
     unknown = sorted(set(presets) - set(WORKLOADS))
     if unknown:

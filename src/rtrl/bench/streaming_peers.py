@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-from rtrl.bench.peers import _pinned
+from rtrl.bench.peers import check_rounds, json_rows
 
 SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "peers" / "memorax_stream_ac.py"
 PRESET = "stream-memory-ac-rtu"
@@ -44,20 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_memorax(args, streams: int) -> float:
     command = [args.memorax_python, args.script, "--streams", str(streams), "--steps",
                str(max(args.peer_steps // streams, 100)), "--rounds", "1"]  # fmt: skip
-    out = subprocess.run(_pinned(command, args.core), capture_output=True, text=True)
-    rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    if out.returncode != 0 or not rows:
-        raise SystemExit(f"memorax's timing script failed:\n{out.stderr[-800:]}")
-    return rows[-1]["steps_per_s_total"]
+    return json_rows(command, args.core)[-1]["steps_per_s_total"]
 
 
 def _run_rtrl(args) -> dict[int, float]:
     command = [sys.executable, "-m", "rtrl.bench", "control", "--json", "--presets", PRESET,
                "--seeds", args.seeds, "--chunk", "10000", "--backends", "",
                "--min-seconds", str(args.min_seconds)]  # fmt: skip
-    out = subprocess.run(_pinned(command, args.core), capture_output=True, text=True, check=True)
-    rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    return {row["seeds"]: row["steps_per_s_total"] for row in rows}
+    return {row["seeds"]: row["steps_per_s_total"] for row in json_rows(command, args.core)}
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -65,8 +58,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         missing = "" if args.memorax_python is None else f"{args.memorax_python} is no file; "
         print(missing + SETUP_HINT)
         return []
-    if args.rounds < 3:
-        raise SystemExit(f"--rounds must be at least 3 for a median, got {args.rounds}")
+    check_rounds(args.rounds)
     seed_counts = [int(s) for s in args.seeds.split(",")]
     peer = {s: [] for s in seed_counts}
     ours = {s: [] for s in seed_counts}
