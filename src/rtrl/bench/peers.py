@@ -32,14 +32,19 @@ BUILD_HINT = (
 )
 
 
+def add_alternation_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every side-by-side suite shares: rounds and the core both sides run on."""
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (at least 3)")
+    parser.add_argument("--core", type=int, default=0, help="the core both programs run on")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ccn-cpp", default=None, help="path of the C++ harness binary")
     parser.add_argument("--presets", default=",".join(WORKLOADS), help="comma-separated")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (at least 3)")
+    add_alternation_arguments(parser)
     parser.add_argument("--cpp-steps", type=int, default=1_000_000, help="steps per C++ run")
     parser.add_argument("--seeds", default="1,32", help="rtrl seed counts (comma-separated)")
     parser.add_argument("--min-seconds", type=float, default=2.0, help="rtrl timing per row")
-    parser.add_argument("--core", type=int, default=0, help="the core both programs run on")
 
 
 def _pinned(command: list[str], core: int) -> list[str]:

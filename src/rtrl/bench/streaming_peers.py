@@ -18,7 +18,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from rtrl.bench.peers import check_rounds, json_rows
+from rtrl.bench.peers import add_alternation_arguments, check_rounds, json_rows
 
 SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "peers" / "memorax_stream_ac.py"
 PRESET = "stream-memory-ac-rtu"
@@ -32,12 +32,11 @@ SETUP_HINT = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memorax-python", default=None, help="the scratch environment's python")
     parser.add_argument("--script", default=str(SCRIPT), help="memorax's timing script")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (at least 3)")
+    add_alternation_arguments(parser)
     parser.add_argument("--seeds", default="1,32", help="streams (comma-separated)")
     parser.add_argument("--peer-steps", type=int, default=32_000,
                         help="memorax: environment steps per timed call, all streams")  # fmt: skip
     parser.add_argument("--min-seconds", type=float, default=3.0, help="rtrl timing per row")
-    parser.add_argument("--core", type=int, default=0, help="the core both programs run on")
 
 
 def _run_memorax(args, streams: int) -> float:
